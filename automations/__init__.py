@@ -1,0 +1,1 @@
+"""The running product: settings, the Temporal connection, and the `automations` CLI."""

@@ -1,0 +1,40 @@
+"""Configuration from the environment (and `.env`), one object for every part."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend host:port")
+    temporal_namespace: str = "default"
+    task_queue: str = "automations"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 4200
+    api_url: str = Field(
+        "http://127.0.0.1:4200/api",
+        description="Where the worker sends the automations' own lifecycle events",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="When set, every /api route but /api/health needs 'Bearer <key>'"
+    )
+    temporal_ui_url: str | None = Field(
+        "http://127.0.0.1:8233", description="Base URL of the Temporal Web UI, for links"
+    )
+
+    allow_private_webhooks: bool = Field(
+        False, description="Allow webhooks to loopback and private addresses"
+    )
+    max_event_bytes: int = 1_500_000
+    max_request_bytes: int = 16_000_000
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

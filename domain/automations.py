@@ -1,0 +1,236 @@
+"""Automations in Prefect's JSON: a trigger and the actions it runs. Validated at the edge."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from domain.events import RESOURCE_ID, Event, Labels, utcnow
+from domain.matching import ResourceSpec, name_matches, related_matches, resource_matches
+
+PROACTIVE_MINIMUM_WITHIN = 10.0
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error (422 at the API), as in Prefect."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+class Posture(StrEnum):
+    Reactive = "Reactive"
+    Proactive = "Proactive"
+
+
+class EventTrigger(Strict):
+    """Fires when `threshold` expected events arrive within `within` seconds (Reactive), or
+    when fewer than `threshold` arrive (Proactive), per `for_each` key."""
+
+    type: Literal["event"] = "event"
+    id: UUID = Field(default_factory=uuid4)
+    match: ResourceSpec = Field(default_factory=dict)
+    match_related: ResourceSpec | list[ResourceSpec] = Field(default_factory=dict)
+    after: list[str] = Field(default_factory=list)
+    expect: list[str] = Field(default_factory=list)
+    for_each: list[str] = Field(default_factory=list)
+    posture: Posture
+    threshold: int = Field(default=1, ge=0)
+    within: float = Field(default=0.0, ge=0, description="seconds")
+
+    @field_validator("after", "expect", "for_each", mode="before")
+    @classmethod
+    def _sorted_unique(cls, value: Any) -> Any:
+        # Prefect sends these as sets; keep one canonical, ordered form.
+        return sorted(set(value)) if isinstance(value, list | set | tuple) else value
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        return value.total_seconds() if isinstance(value, timedelta) else value
+
+    @model_validator(mode="after")
+    def _proactive_within(self) -> EventTrigger:
+        if self.posture == Posture.Proactive:
+            if self.within == 0:
+                self.within = PROACTIVE_MINIMUM_WITHIN
+            elif self.within < PROACTIVE_MINIMUM_WITHIN:
+                raise ValueError(
+                    f"within must be at least {PROACTIVE_MINIMUM_WITHIN:g} seconds "
+                    "for a Proactive trigger"
+                )
+        return self
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(seconds=self.within)
+
+    def starts_after(self, name: str) -> bool:
+        return bool(self.after) and name_matches(self.after, name)
+
+    def expects(self, name: str) -> bool:
+        return not self.expect or name_matches(self.expect, name)
+
+    def covers(self, event: Event) -> bool:
+        """Is this event one the trigger looks at (by name, resource and related resources)?"""
+        names = [*self.after, *self.expect]
+        if names and not name_matches(names, event.event):
+            return False
+        return resource_matches(self.match, event.resource) and related_matches(
+            self.match_related, event.related
+        )
+
+    def bucket_labels(self, event: Event) -> Labels:
+        """The `for_each` labels' values in this event ("" when missing), sorted by label."""
+        return {label: _label_value(event, label) for label in self.for_each}
+
+
+def _label_value(event: Event, label: str) -> str:
+    if label.startswith("related:"):
+        role, _, name = label[len("related:") :].partition(":")
+        for labels in event.related_by_role(role):
+            return labels.get(name, "")
+        return ""
+    return event.resource.get(label, "")
+
+
+# --------------------------------------------------------------------------- actions
+
+
+class Source(StrEnum):
+    selected = "selected"
+    inferred = "inferred"
+
+
+class DoNothing(Strict):
+    type: Literal["do-nothing"] = "do-nothing"
+
+
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+class CallWebhook(Strict):
+    """POST (or `method`) the rendered `payload` template to `url`."""
+
+    type: Literal["call-webhook"] = "call-webhook"
+    url: str = Field(pattern=r"^https?://", max_length=2048)
+    method: HttpMethod = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    payload: str = ""
+
+
+DEFAULT_SUBJECT = "Automation {{ automation.name }} was {{ firing.state }}"
+DEFAULT_BODY = (
+    "Automation {{ automation.name }} was {{ firing.state }} at {{ firing.occurred }}"
+    "{% if event %} by {{ event.event }} on {{ event.resource['prefect.resource.id'] }}"
+    "{% endif %}."
+)
+
+
+class SendNotification(Strict):
+    """Send `subject` and `body` (templates) to one or more apprise URLs."""
+
+    type: Literal["send-notification"] = "send-notification"
+    url: str | list[str]
+    subject: str = DEFAULT_SUBJECT
+    body: str = DEFAULT_BODY
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url] if isinstance(self.url, str) else list(self.url)
+
+    @field_validator("url")
+    @classmethod
+    def _some_url(cls, value: str | list[str]) -> str | list[str]:
+        if not value:
+            raise ValueError("at least one notification URL is needed")
+        return value
+
+
+class AutomationAction(Strict):
+    """Shared by pause-/resume-automation: a selected `automation_id`, or one inferred."""
+
+    source: Source = Source.selected
+    automation_id: UUID | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> AutomationAction:
+        if self.source == Source.selected and self.automation_id is None:
+            raise ValueError("automation_id is required when source is 'selected'")
+        if self.source == Source.inferred and self.automation_id is not None:
+            raise ValueError("automation_id is not allowed when source is 'inferred'")
+        return self
+
+
+class PauseAutomation(AutomationAction):
+    type: Literal["pause-automation"] = "pause-automation"
+
+
+class ResumeAutomation(AutomationAction):
+    type: Literal["resume-automation"] = "resume-automation"
+
+
+Action = Annotated[
+    DoNothing | CallWebhook | SendNotification | PauseAutomation | ResumeAutomation,
+    Field(discriminator="type"),
+]
+
+SECRET_MASK = "********"
+
+
+# --------------------------------------------------------------------------- automations
+
+
+class AutomationCore(Strict):
+    """What a user writes: POST /api/automations/ and PUT /api/automations/{id}."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    enabled: bool = True
+    tags: list[str] = Field(default_factory=list)
+    trigger: EventTrigger
+    actions: list[Action] = Field(default_factory=list)
+    actions_on_trigger: list[Action] = Field(default_factory=list)
+    actions_on_resolve: list[Action] = Field(default_factory=list)
+    owner_resource: str | None = None
+
+
+class Automation(AutomationCore):
+    id: UUID
+    created: datetime = Field(default_factory=utcnow)
+    updated: datetime = Field(default_factory=utcnow)
+
+    @property
+    def resource_id(self) -> str:
+        return automation_resource_id(self.id)
+
+    def without_secrets(self) -> dict[str, Any]:
+        """JSON for places that must not hold secrets (memo, logs): header values masked."""
+        data = self.model_dump(mode="json")
+        for group in ("actions", "actions_on_trigger", "actions_on_resolve"):
+            for action in data[group]:
+                if action.get("headers"):
+                    action["headers"] = {name: SECRET_MASK for name in action["headers"]}
+        return data
+
+
+def automation_resource_id(automation_id: UUID | str) -> str:
+    return f"prefect.automation.{automation_id}"
+
+
+def automation_id_from_resource(labels: Labels) -> UUID | None:
+    """The automation a resource names, if it is `prefect.automation.<uuid>`."""
+    prefix = "prefect.automation."
+    resource_id = labels.get(RESOURCE_ID, "")
+    if not resource_id.startswith(prefix):
+        return None
+    try:
+        return UUID(resource_id[len(prefix) :])
+    except ValueError:
+        return None

@@ -1,0 +1,251 @@
+"""Trigger evaluation: buckets per `for_each` key, windows on event time, firings and resolves.
+
+Pure and deterministic: the caller passes `now` (the workflow's clock) and owns the state, which
+is a plain pydantic model so it can cross continue-as-new. The rules are in SEMANTICS.md; in short:
+
+- an `after` event opens a window `[occurred, occurred + within)` for its key;
+- without `after`, the first expected event opens one backdated by PRECEDING_WINDOW;
+- each expected event inside the window adds one; Reactive fires at `threshold`,
+  Proactive fires when the window ends below `threshold`;
+- after a firing, `after` triggers wait for the next `after` event, the others start the next
+  window at `max(end, now)`: at most one firing per window per key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from domain.automations import EventTrigger, Posture
+from domain.events import Event, Labels
+
+PRECEDING_WINDOW = timedelta(minutes=15)
+HOLD_FOR_LEADER = timedelta(minutes=15)
+REMEMBER_SEEN_FOR = timedelta(hours=1)
+MAX_SEEN = 10_000
+MAX_TRIGGERED = 10_000
+
+
+class Bucket(BaseModel):
+    labels: Labels
+    start: datetime
+    end: datetime
+    count: int = 0
+    last_event: Event | None = None
+
+
+class HeldEvent(BaseModel):
+    """An event waiting for the event it `follows`."""
+
+    event: Event
+    received: datetime
+
+
+class Firing(BaseModel):
+    """A trigger that fired (state `triggered`) or came back to normal (state `resolved`)."""
+
+    state: Literal["triggered", "resolved"]
+    key: str
+    labels: Labels
+    event: Event | None
+    occurred: datetime
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    count: int = 0
+
+
+class TriggerState(BaseModel):
+    buckets: dict[str, Bucket] = Field(default_factory=dict)
+    triggered: dict[str, Labels] = Field(default_factory=dict)
+    seen: dict[str, datetime] = Field(default_factory=dict)
+    held: list[HeldEvent] = Field(default_factory=list)
+
+
+def bucket_key(labels: Labels) -> str:
+    return json.dumps(list(labels.values()))
+
+
+class TriggerEvaluator:
+    def __init__(self, trigger: EventTrigger, state: TriggerState | None = None) -> None:
+        self.trigger = trigger
+        self.state = state if state is not None else TriggerState()
+
+    @property
+    def _reactive(self) -> bool:
+        return self.trigger.posture == Posture.Reactive
+
+    @property
+    def _instant(self) -> bool:
+        """Reactive with `within` 0: every expected event counts, whenever it occurred."""
+        return self._reactive and self.trigger.within == 0
+
+    # ------------------------------------------------------------------ entry points
+
+    def start(self, now: datetime) -> None:
+        """A Proactive trigger with one key and no `after` watches for silence from the start."""
+        trigger = self.trigger
+        if trigger.posture == Posture.Proactive and not trigger.for_each and not trigger.after:
+            key = bucket_key({})
+            if key not in self.state.buckets:
+                self.state.buckets[key] = Bucket(labels={}, start=now, end=now + trigger.window)
+
+    def receive(self, events: Iterable[Event], now: datetime) -> list[Firing]:
+        """Evaluate newly delivered events in delivery order; duplicates are skipped."""
+        firings: list[Firing] = []
+        for event in events:
+            event_id = str(event.id)
+            if event_id in self.state.seen:
+                continue
+            self.state.seen[event_id] = now
+            if event.follows is not None and str(event.follows) not in self.state.seen:
+                self.state.held.append(HeldEvent(event=event, received=now))
+                continue
+            firings += self._evaluate(event, now)
+            firings += self._release_followers(event_id, now)
+        self._forget_old_ids(now)
+        return firings
+
+    def advance(self, now: datetime) -> list[Firing]:
+        """Act on every deadline at or before `now`: window ends and leaders that never came."""
+        firings: list[Firing] = []
+        overdue = [h for h in self.state.held if h.received + HOLD_FOR_LEADER <= now]
+        if overdue:
+            self.state.held = [h for h in self.state.held if h not in overdue]
+            for held in sorted(overdue, key=lambda h: h.event.occurred):
+                firings += self._evaluate(held.event, now)
+                firings += self._release_followers(str(held.event.id), now)
+        if not self._instant:
+            for key, bucket in list(self.state.buckets.items()):
+                if bucket.end <= now:
+                    firings += self._settle(key, bucket, now)
+        return firings
+
+    def next_deadline(self) -> datetime | None:
+        """The earliest moment `advance` has work to do, for one durable timer."""
+        deadlines = [h.received + HOLD_FOR_LEADER for h in self.state.held]
+        if not self._instant:
+            for key, bucket in self.state.buckets.items():
+                if not self._reactive or key in self.state.triggered:
+                    deadlines.append(bucket.end)
+        return min(deadlines, default=None)
+
+    # ------------------------------------------------------------------ the rules
+
+    def _evaluate(self, event: Event, now: datetime) -> list[Firing]:
+        trigger = self.trigger
+        if not trigger.covers(event):
+            return []
+        labels = trigger.bucket_labels(event)
+        key = bucket_key(labels)
+        occurred = event.occurred
+        starts_window = trigger.starts_after(event.event)
+        expected = trigger.expects(event.event)
+        firings: list[Firing] = []
+
+        bucket = self.state.buckets.get(key)
+        past_end = bucket is not None and not self._instant and occurred >= bucket.end
+        if past_end:
+            firings += self._settle(key, bucket, now, keep_going=False)
+            bucket = None
+
+        if expected and not self._reactive and key in self.state.triggered:
+            firings.append(self._resolve(key, event, now))
+
+        if starts_window:
+            bucket = Bucket(
+                labels=labels,
+                start=occurred,
+                end=occurred + trigger.window,
+                count=-1 if expected else 0,  # the opening event does not count itself
+                last_event=event,
+            )
+            self.state.buckets[key] = bucket
+        elif bucket is None:
+            if trigger.after:
+                return firings  # expected, but no `after` event opened a window for this key
+            start = occurred if past_end else occurred - PRECEDING_WINDOW
+            bucket = Bucket(labels=labels, start=start, end=occurred + trigger.window)
+            self.state.buckets[key] = bucket
+
+        if expected and (self._instant or bucket.start <= occurred < bucket.end):
+            bucket.count += 1
+            bucket.last_event = event
+
+        if self._reactive and bucket.count >= trigger.threshold:
+            firings.append(self._fire(key, bucket, now, event))
+        return firings
+
+    def _settle(self, key: str, bucket: Bucket, now: datetime, keep_going: bool = True) -> list[Firing]:
+        """The window of `key` is over: a Proactive trigger short of its threshold fires; a
+        Reactive key that had fired and now stayed below its threshold resolves."""
+        if not self._reactive and bucket.count < self.trigger.threshold:
+            return [self._fire(key, bucket, now, bucket.last_event)]
+        del self.state.buckets[key]
+        firings = []
+        if self._reactive and key in self.state.triggered:
+            firings.append(self._resolve(key, None, now))
+        if keep_going and not self._reactive and not self.trigger.after:
+            # Silence is watched window after window; contiguous windows so that an event
+            # delivered a moment after the boundary still counts in the next one.
+            self.state.buckets[key] = Bucket(
+                labels=bucket.labels, start=bucket.end, end=bucket.end + self.trigger.window
+            )
+        return firings
+
+    def _fire(self, key: str, bucket: Bucket, now: datetime, event: Event | None) -> Firing:
+        firing = Firing(
+            state="triggered",
+            key=key,
+            labels=bucket.labels,
+            event=event,
+            occurred=now,
+            window_start=bucket.start,
+            window_end=bucket.end,
+            count=max(bucket.count, 0),
+        )
+        if not self._instant:  # every event fires: nothing to resolve
+            self.state.triggered[key] = bucket.labels
+            while len(self.state.triggered) > MAX_TRIGGERED:
+                del self.state.triggered[next(iter(self.state.triggered))]
+        if self.trigger.after or (self._instant and self.trigger.threshold <= 1):
+            # Waits for the next `after` event; or, when every event fires, an empty bucket
+            # is the same as none (and keeps one-off keys from piling up).
+            del self.state.buckets[key]
+        else:
+            start = max(bucket.end, now)
+            self.state.buckets[key] = Bucket(
+                labels=bucket.labels, start=start, end=start + self.trigger.window
+            )
+        return firing
+
+    def _resolve(self, key: str, event: Event | None, now: datetime) -> Firing:
+        labels = self.state.triggered.pop(key)
+        return Firing(state="resolved", key=key, labels=labels, event=event, occurred=now)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _release_followers(self, leader_id: str, now: datetime) -> list[Firing]:
+        followers = [h for h in self.state.held if str(h.event.follows) == leader_id]
+        if not followers:
+            return []
+        self.state.held = [h for h in self.state.held if h not in followers]
+        firings: list[Firing] = []
+        for held in sorted(followers, key=lambda h: h.event.occurred):
+            firings += self._evaluate(held.event, now)
+            firings += self._release_followers(str(held.event.id), now)
+        return firings
+
+    def _forget_old_ids(self, now: datetime) -> None:
+        seen = self.state.seen
+        horizon = now - REMEMBER_SEEN_FOR
+        excess = len(seen) - MAX_SEEN
+        # Insertion order is delivery order, so the oldest ids come first.
+        for event_id, received in list(seen.items()):
+            if received >= horizon and excess <= 0:
+                break
+            del seen[event_id]
+            excess -= 1

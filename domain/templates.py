@@ -1,0 +1,79 @@
+"""Jinja templates for action fields, rendered in a sandbox with bounded ranges and output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
+
+MAX_RANGE = 1_000
+MAX_OUTPUT = 100_000
+
+
+class TemplateRenderError(ValueError):
+    """A template that does not parse or render; fails the one action that uses it."""
+
+
+class ResourceLabels(dict[str, str]):
+    """A resource's labels, with `.id`, `.name` and `.role` as in Prefect's templates."""
+
+    @property
+    def id(self) -> str:
+        return self.get(RESOURCE_ID, "")
+
+    @property
+    def name(self) -> str:
+        return self.get("prefect.resource.name", "")
+
+    @property
+    def role(self) -> str:
+        return self.get(RESOURCE_ROLE, "")
+
+
+def _bounded_range(*args: int) -> range:
+    numbers = range(*args)
+    if len(numbers) > MAX_RANGE:
+        raise TemplateRenderError(f"range() is limited to {MAX_RANGE} items in templates")
+    return numbers
+
+
+_environment = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
+_environment.globals["range"] = _bounded_range
+
+
+def event_context(event: Event | None) -> dict[str, Any]:
+    """The `event` a template sees: its JSON, with label dicts that know `.id`."""
+    if event is None:
+        return {}
+    data = event.model_dump(mode="json")
+    data["resource"] = ResourceLabels(data["resource"])
+    data["related"] = [ResourceLabels(labels) for labels in data["related"]]
+    return data
+
+
+def template_variables(template: str) -> set[str]:
+    """The top-level names a template uses, so costly objects are fetched only when used."""
+    from jinja2 import meta
+
+    try:
+        return meta.find_undeclared_variables(_environment.parse(template))
+    except TemplateError as error:
+        raise TemplateRenderError(f"template does not parse: {error}") from error
+
+
+def render(template: str, context: Mapping[str, Any]) -> str:
+    if "{" not in template:
+        return template
+    try:
+        output = _environment.from_string(template).render(context)
+    except TemplateRenderError:
+        raise
+    except Exception as error:  # any failure inside a user's template is that template's error
+        raise TemplateRenderError(f"template failed to render: {error}") from error
+    if len(output) > MAX_OUTPUT:
+        raise TemplateRenderError(f"rendered template is over {MAX_OUTPUT} characters")
+    return output
