@@ -179,7 +179,9 @@ class TriggerEvaluator:
             firings.append(self._fire(key, bucket, now, event))
         return firings
 
-    def _settle(self, key: str, bucket: Bucket, now: datetime, keep_going: bool = True) -> list[Firing]:
+    def _settle(
+        self, key: str, bucket: Bucket, now: datetime, keep_going: bool = True
+    ) -> list[Firing]:
         """The window of `key` is over: a Proactive trigger short of its threshold fires; a
         Reactive key that had fired and now stayed below its threshold resolves."""
         if not self._reactive and bucket.count < self.trigger.threshold:

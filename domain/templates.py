@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
-from jinja2 import ChainableUndefined, TemplateError
+from jinja2 import ChainableUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from domain.automations import Automation
+from domain.evaluation import Firing
 from domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
 
 MAX_RANGE = 1_000
@@ -57,8 +60,6 @@ def event_context(event: Event | None) -> dict[str, Any]:
 
 def template_variables(template: str) -> set[str]:
     """The top-level names a template uses, so costly objects are fetched only when used."""
-    from jinja2 import meta
-
     try:
         return meta.find_undeclared_variables(_environment.parse(template))
     except TemplateError as error:
@@ -77,3 +78,21 @@ def render(template: str, context: Mapping[str, Any]) -> str:
     if len(output) > MAX_OUTPUT:
         raise TemplateRenderError(f"rendered template is over {MAX_OUTPUT} characters")
     return output
+
+
+def action_context(automation: Automation, firing: Firing, firing_id: UUID) -> dict[str, Any]:
+    """What an action's templates see: `automation`, `event`, `labels` and `firing`."""
+    return {
+        "automation": automation.without_secrets(),
+        "event": event_context(firing.event),
+        "labels": dict(firing.labels),
+        "firing": {
+            "id": str(firing_id),
+            "state": firing.state,
+            "key": firing.key,
+            "occurred": firing.occurred.isoformat(),
+            "window_start": firing.window_start.isoformat() if firing.window_start else None,
+            "window_end": firing.window_end.isoformat() if firing.window_end else None,
+            "count": firing.count,
+        },
+    }

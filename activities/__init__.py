@@ -1,0 +1,1 @@
+"""Activities: the side effects of automations, one per action kind."""

@@ -1,0 +1,162 @@
+"""The action activities. Permanent failures raise non-retryable errors with a reason the user
+reads in `prefect.automation.action.failed`; transient ones raise plain errors and are retried."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+import apprise
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.requests import ActionRequest
+from automations.settings import Settings
+from domain.automations import (
+    CallWebhook,
+    PauseAutomation,
+    ResumeAutomation,
+    SendNotification,
+    Source,
+)
+from domain.events import Event
+from domain.targets import NoTarget, infer_target_id
+from domain.templates import TemplateRenderError, action_context, render
+
+RETRYABLE_STATUS = {408, 425, 429}
+
+
+def fail(reason: str) -> ApplicationError:
+    return ApplicationError(reason, type="ActionFailed", non_retryable=True)
+
+
+class ActionActivities:
+    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.http = http
+
+    # ------------------------------------------------------------------ webhooks
+
+    @activity.defn(name="call_webhook")
+    async def call_webhook(self, request: ActionRequest) -> str:
+        action = request.action
+        assert isinstance(action, CallWebhook)
+        body = _render(action.payload, request)
+        await self._refuse_private_target(action.url)
+        headers = {
+            "Idempotency-Key": request.idempotency_key,
+            "User-Agent": "temporal-automations",
+            **action.headers,
+        }
+        if body.lstrip().startswith(("{", "[")):
+            headers.setdefault("Content-Type", "application/json")
+        response = await self._send(action.method, action.url, headers=headers, content=body)
+        return f"{action.method} {action.url} answered {response.status_code}"
+
+    async def _refuse_private_target(self, url: str) -> None:
+        if self.settings.allow_private_webhooks:
+            return
+        host = urlsplit(url).hostname or ""
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except socket.gaierror as error:
+            raise fail(f"webhook host {host!r} does not resolve: {error}") from error
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if not address.is_global:
+                raise fail(
+                    f"webhook target {host} ({address}) is a private or loopback address; "
+                    "set ALLOW_PRIVATE_WEBHOOKS=true to allow it"
+                )
+
+    async def _send(self, method: str, url: str, **kwargs: object) -> httpx.Response:
+        try:
+            response = await self.http.request(method, url, **kwargs)  # type: ignore[arg-type]
+        except httpx.HTTPError as error:
+            raise RuntimeError(f"{method} {url} failed: {error!r}") from error  # retried
+        if response.status_code >= 400:
+            reason = f"{method} {url} answered {response.status_code}: {response.text[:300]}"
+            if response.status_code < 500 and response.status_code not in RETRYABLE_STATUS:
+                raise fail(reason)
+            raise RuntimeError(reason)  # retried
+        return response
+
+    # ------------------------------------------------------------------ notifications
+
+    @activity.defn(name="send_notification")
+    async def send_notification(self, request: ActionRequest) -> str:
+        action = request.action
+        assert isinstance(action, SendNotification)
+        subject = _render(action.subject, request)
+        body = _render(action.body, request)
+        notifier = apprise.Apprise()
+        for url in action.urls:
+            if not notifier.add(url):
+                raise fail(f"not a notification URL apprise understands: {_scheme(url)}://…")
+        if not await notifier.async_notify(body=body, title=subject):
+            raise RuntimeError("the notification service did not accept the message")  # retried
+        return f"notified {len(action.urls)} target(s)"
+
+    # ------------------------------------------------------------------ automations
+
+    @activity.defn(name="set_automation_enabled")
+    async def set_automation_enabled(self, request: ActionRequest) -> str:
+        action = request.action
+        assert isinstance(action, PauseAutomation | ResumeAutomation)
+        if action.source == Source.selected:
+            target = action.automation_id
+        else:
+            try:
+                target = infer_target_id("automation", request.firing)
+            except NoTarget as error:
+                raise fail(str(error)) from error
+        enabled = isinstance(action, ResumeAutomation)
+        url = f"{self.settings.api_url}/automations/{target}"
+        response = await self.http.patch(url, json={"enabled": enabled}, headers=self._api_auth())
+        if response.status_code == 404:
+            raise fail(f"automation {target} does not exist")
+        if response.status_code >= 400:
+            raise RuntimeError(f"PATCH {url} answered {response.status_code}")
+        return f"automation {target} {'resumed' if enabled else 'paused'}"
+
+    # ------------------------------------------------------------------ lifecycle events
+
+    @activity.defn(name="emit_events")
+    async def emit_events(self, events: list[Event]) -> int:
+        """Send the automation's own events into the events stream (ids dedupe retries)."""
+        body = [event.model_dump(mode="json") for event in events]
+        response = await self.http.post(
+            f"{self.settings.api_url}/events", json=body, headers=self._api_auth()
+        )
+        if response.status_code >= 400:
+            raise RuntimeError(f"events API answered {response.status_code}: {response.text[:200]}")
+        return len(events)
+
+    def _api_auth(self) -> dict[str, str]:
+        key = self.settings.api_key
+        return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+
+    def all(self) -> list[object]:
+        return [
+            self.call_webhook,
+            self.send_notification,
+            self.set_automation_enabled,
+            self.emit_events,
+        ]
+
+
+def _render(template: str, request: ActionRequest) -> str:
+    try:
+        return render(
+            template, action_context(request.automation, request.firing, request.firing_id)
+        )
+    except TemplateRenderError as error:
+        raise fail(str(error)) from error
+
+
+def _scheme(url: str) -> str:
+    # Apprise URLs carry tokens; name only the scheme in a reason that is logged and emitted.
+    return url.split("://", 1)[0]

@@ -1,0 +1,1 @@
+"""The HTTP front: automations CRUD, events ingest, health, and the Automations page."""

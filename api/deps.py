@@ -1,0 +1,43 @@
+"""FastAPI dependencies: settings, the store, the event router, and the API key check."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from api.routing import EventRouter
+from api.store import AutomationStore
+from automations.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> AutomationStore:
+    return request.app.state.store
+
+
+def get_router(request: Request) -> EventRouter:
+    return request.app.state.router
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[AutomationStore, Depends(get_store)]
+RouterDep = Annotated[EventRouter, Depends(get_router)]
+
+
+def require_api_key(request: Request, settings: SettingsDep) -> None:
+    """With API_KEY set, `Authorization: Bearer <key>` is needed; otherwise 401."""
+    if settings.api_key is None:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = settings.api_key.get_secret_value()
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid API key is needed: Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

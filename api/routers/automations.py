@@ -1,0 +1,82 @@
+"""/api/automations: Prefect-compatible CRUD. Each automation is a Temporal workflow."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Response, status
+
+from api.deps import StoreDep
+from api.schemas import (
+    AutomationCountRequest,
+    AutomationFilterRequest,
+    AutomationSort,
+    EnabledPatch,
+)
+from domain.automations import Automation, AutomationCore
+
+router = APIRouter(prefix="/automations", tags=["automations"])
+
+_SORT_KEYS = {
+    AutomationSort.NAME_ASC: (lambda a: (a.name, a.created), False),
+    AutomationSort.NAME_DESC: (lambda a: (a.name, a.created), True),
+    AutomationSort.CREATED_DESC: (lambda a: a.created, True),
+    AutomationSort.UPDATED_DESC: (lambda a: a.updated, True),
+}
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED, response_model=Automation)
+async def create_automation(automation: AutomationCore, store: StoreDep) -> Automation:
+    return await store.create(automation)
+
+
+@router.get("/{automation_id}", response_model=Automation)
+async def read_automation(automation_id: UUID, store: StoreDep) -> Automation:
+    return store.get(automation_id)
+
+
+@router.get("/{automation_id}/status")
+async def read_automation_status(automation_id: UUID, store: StoreDep) -> dict[str, Any]:
+    """Counters, recent firings with each action's result, and the next deadline."""
+    current = await store.status(automation_id)
+    data = current.model_dump(mode="json")
+    data["automation"] = current.automation.without_secrets()
+    return data
+
+
+@router.put("/{automation_id}", response_model=Automation)
+async def replace_automation(
+    automation_id: UUID, automation: AutomationCore, store: StoreDep
+) -> Automation:
+    return await store.replace(automation_id, automation)
+
+
+@router.patch("/{automation_id}", response_model=Automation)
+async def patch_automation(automation_id: UUID, patch: EnabledPatch, store: StoreDep) -> Automation:
+    return await store.set_enabled(automation_id, patch.enabled)
+
+
+@router.delete("/{automation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_automation(automation_id: UUID, store: StoreDep) -> Response:
+    await store.delete(automation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/filter")
+async def filter_automations(
+    store: StoreDep, request: AutomationFilterRequest | None = None
+) -> list[dict[str, Any]]:
+    """Header values of webhooks are masked here; read one automation to see them."""
+    request = request or AutomationFilterRequest()
+    selected = [a for a in store.all() if not request.automations or request.automations.matches(a)]
+    key, reverse = _SORT_KEYS[request.sort]
+    selected.sort(key=key, reverse=reverse)
+    end = None if request.limit is None else request.offset + request.limit
+    return [a.without_secrets() for a in selected[request.offset : end]]
+
+
+@router.post("/count")
+async def count_automations(store: StoreDep, request: AutomationCountRequest | None = None) -> int:
+    request = request or AutomationCountRequest()
+    return sum(1 for a in store.all() if not request.automations or request.automations.matches(a))

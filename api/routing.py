@@ -1,0 +1,188 @@
+"""Getting events to the automations that care, cheaply and without losing any.
+
+- `AutomationIndex`: enabled automations indexed by the event names their triggers name, so an
+  event costs nothing for automations that cannot match it.
+- `SignalBatcher`: one signal in flight per automation; events that arrive meanwhile ride the
+  next signal together (micro-batching that adds no wait when the load is low).
+- `EventRouter`: validates nothing (the edge did), routes, batches, and returns only once every
+  interested workflow has durably accepted the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from uuid import UUID
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from automations.temporal import workflow_id
+from domain.automations import Automation
+from domain.events import Event
+from domain.lifecycle import is_own_event
+from workflows.automation import AutomationWorkflow
+
+MAX_SIGNAL_BYTES = 1_000_000  # below the server's 2 MB payload limit
+REMEMBER_IDS_FOR = 15 * 60.0
+MAX_REMEMBERED_IDS = 200_000
+NAME_CACHE_SIZE = 10_000
+
+
+class AutomationIndex:
+    def __init__(self, automations: Iterable[Automation] = ()) -> None:
+        self.by_name: dict[str, list[Automation]] = defaultdict(list)
+        self.by_pattern: list[tuple[str, Automation]] = []
+        self.any_name: list[Automation] = []
+        self._name_cache: dict[str, list[Automation]] = {}
+        for automation in automations:
+            if automation.enabled:
+                self._add(automation)
+
+    def _add(self, automation: Automation) -> None:
+        names = {*automation.trigger.after, *automation.trigger.expect}
+        if not names:
+            self.any_name.append(automation)
+        for name in names:
+            if any(char in name for char in "*?["):
+                self.by_pattern.append((name, automation))
+            else:
+                self.by_name[name].append(automation)
+
+    def _candidates(self, name: str) -> list[Automation]:
+        cached = self._name_cache.get(name)
+        if cached is None:
+            found = {a.id: a for a in self.by_name.get(name, [])}
+            found.update((a.id, a) for pattern, a in self.by_pattern if fnmatchcase(name, pattern))
+            found.update((a.id, a) for a in self.any_name)
+            cached = list(found.values())
+            if len(self._name_cache) >= NAME_CACHE_SIZE:
+                self._name_cache.clear()
+            self._name_cache[name] = cached
+        return cached
+
+    def interested(self, event: Event) -> list[Automation]:
+        return [
+            automation
+            for automation in self._candidates(event.event)
+            if automation.trigger.covers(event) and not is_own_event(automation.id, event)
+        ]
+
+
+@dataclass
+class _Pending:
+    events: list[Event] = field(default_factory=list)
+    size: int = 0
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+class SignalBatcher:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._queues: dict[UUID, list[_Pending]] = {}
+
+    async def deliver(self, automation_id: UUID, events: list[Event], size: int) -> None:
+        """Return once the automation's workflow has durably accepted `events`."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._queues.get(automation_id)
+        sending = queue is not None
+        if queue is None:
+            queue = self._queues[automation_id] = []
+        if not queue or queue[-1].size + size > MAX_SIGNAL_BYTES:
+            queue.append(_Pending())
+        batch = queue[-1]
+        batch.events += events
+        batch.size += size
+        batch.waiters.append(waiter)
+        if not sending:
+            asyncio.create_task(self._drain(automation_id))
+        await waiter
+
+    async def _drain(self, automation_id: UUID) -> None:
+        queue = self._queues[automation_id]
+        handle = self.client.get_workflow_handle(workflow_id(automation_id))
+        try:
+            while queue:
+                batch = queue.pop(0)
+                try:
+                    await handle.signal(AutomationWorkflow.deliver, batch.events)
+                except RPCError as error:
+                    if error.status == RPCStatusCode.NOT_FOUND:
+                        _settle(batch.waiters)  # deleted meanwhile: nobody left to tell
+                    else:
+                        _settle(batch.waiters, error)
+                except Exception as error:
+                    _settle(batch.waiters, error)
+                else:
+                    _settle(batch.waiters)
+        finally:
+            del self._queues[automation_id]
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+
+
+class EventRouter:
+    def __init__(self, client: Client) -> None:
+        self.batcher = SignalBatcher(client)
+        self.index = AutomationIndex()
+        # Ordering (`follows`) across automations: ids this process accepted recently, and
+        # which automations hold a follower waiting for a leader not seen yet.
+        self._recent_ids: OrderedDict[UUID, float] = OrderedDict()
+        self._awaited: dict[UUID, set[UUID]] = {}
+
+    def reindex(self, automations: Iterable[Automation]) -> None:
+        self.index = AutomationIndex(automations)
+
+    async def route(self, events: list[Event], size: int) -> int:
+        """Deliver to every interested automation; returns how many deliveries were made."""
+        targets: dict[UUID, list[Event]] = defaultdict(list)
+        now = time.monotonic()
+        for event in events:
+            # Remembered before delivery: a follower later in this request, or in a request
+            # behind this one, is signalled after its leader on the same per-automation queue.
+            self._recent_ids[event.id] = now
+            self._recent_ids.move_to_end(event.id)
+            for automation in self.index.interested(event):
+                targets[automation.id].append(self._ordered(event, automation.id))
+            for waiting in self._awaited.pop(event.id, ()):
+                if event not in targets[waiting]:
+                    targets[waiting].append(event)
+        per_event = size // max(len(events), 1)
+        await asyncio.gather(
+            *(
+                self.batcher.deliver(automation_id, batch, per_event * len(batch))
+                for automation_id, batch in targets.items()
+            )
+        )
+        self._forget_old_ids(now)
+        return sum(len(batch) for batch in targets.values())
+
+    def _ordered(self, event: Event, automation_id: UUID) -> Event:
+        if event.follows is None:
+            return event
+        if event.follows in self._recent_ids:
+            return event.model_copy(update={"follows": None})  # its leader is already in
+        self._awaited.setdefault(event.follows, set()).add(automation_id)
+        return event
+
+    def _forget_old_ids(self, now: float) -> None:
+        horizon = now - REMEMBER_IDS_FOR
+        while self._recent_ids and (
+            len(self._recent_ids) > MAX_REMEMBERED_IDS
+            or next(iter(self._recent_ids.values())) < horizon
+        ):
+            self._recent_ids.popitem(last=False)
+        if len(self._awaited) > MAX_REMEMBERED_IDS:
+            self._awaited.clear()  # followers then wait out their 15 minutes in the workflow

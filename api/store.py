@@ -1,0 +1,155 @@
+"""Automations kept in Temporal: each is the workflow `automation-<id>`; this process keeps a
+catalog of them (loaded at start, updated on every write here) so reads see writes at once and
+the event router knows who is interested in what."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from uuid import UUID, uuid4
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from automations.settings import Settings
+from automations.temporal import WORKFLOW_TYPE, workflow_id
+from domain.automations import Automation, AutomationCore
+from domain.events import utcnow
+from workflows.automation import (
+    AutomationRun,
+    AutomationStatus,
+    AutomationWorkflow,
+    memo_for,
+    search_attributes_for,
+)
+from workflows.automation import AutomationStats as Stats
+
+log = logging.getLogger("automations.api")
+
+
+class AutomationNotFound(LookupError):
+    pass
+
+
+class AutomationStore:
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.catalog: dict[UUID, Automation] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
+
+    # ------------------------------------------------------------------ loading
+
+    async def load(self) -> None:
+        """Read every running automation workflow: its definition from a query (full), or,
+        when no worker answers in time, from its memo (secrets masked)."""
+        query = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
+        executions = [execution async for execution in self.client.list_workflows(query)]
+
+        async def definition(
+            execution_id: str, memo_loader: Callable[[], Awaitable[Mapping[str, Any]]]
+        ) -> Automation | None:
+            try:
+                status = await asyncio.wait_for(self._status(execution_id), timeout=5)
+                return status.automation
+            except Exception:  # no worker yet: fall back to what the memo says
+                memo = await memo_loader()
+                data = memo.get("automation")
+                return Automation.model_validate(data) if data else None
+
+        results = await asyncio.gather(
+            *(definition(e.id, e.memo) for e in executions), return_exceptions=True
+        )
+        for execution, result in zip(executions, results, strict=True):
+            if isinstance(result, Automation):
+                self.catalog[result.id] = result
+            else:
+                log.warning("could not read automation workflow %s: %r", execution.id, result)
+        self._changed()
+        log.info("loaded %d automations", len(self.catalog))
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, automation_id: UUID) -> Automation:
+        try:
+            return self.catalog[automation_id]
+        except KeyError:
+            raise AutomationNotFound(automation_id) from None
+
+    def all(self) -> list[Automation]:
+        return list(self.catalog.values())
+
+    async def status(self, automation_id: UUID) -> AutomationStatus:
+        self.get(automation_id)
+        return await self._status(workflow_id(automation_id))
+
+    async def _status(self, id_: str) -> AutomationStatus:
+        return await self._handle(id_).query(AutomationWorkflow.status)
+
+    # ------------------------------------------------------------------ writes
+
+    async def create(self, core: AutomationCore) -> Automation:
+        now = utcnow()
+        automation = Automation(id=uuid4(), created=now, updated=now, **dict(core))
+        await self.client.start_workflow(
+            AutomationWorkflow.run,
+            AutomationRun(automation=automation),
+            id=workflow_id(automation.id),
+            task_queue=self.settings.task_queue,
+            memo=memo_for(automation, Stats()),
+            search_attributes=search_attributes_for(automation),
+            static_summary=f"Automation: {automation.name}",
+        )
+        self.catalog[automation.id] = automation
+        self._changed()
+        return automation
+
+    async def replace(self, automation_id: UUID, core: AutomationCore) -> Automation:
+        current = self.get(automation_id)
+        automation = Automation(
+            id=automation_id, created=current.created, updated=utcnow(), **dict(core)
+        )
+        result = await self._update(automation_id, AutomationWorkflow.replace, automation)
+        self.catalog[automation_id] = result
+        self._changed()
+        return result
+
+    async def set_enabled(self, automation_id: UUID, enabled: bool) -> Automation:
+        self.get(automation_id)
+        result = await self._update(automation_id, AutomationWorkflow.set_enabled, enabled)
+        self.catalog[automation_id] = result
+        self._changed()
+        return result
+
+    async def delete(self, automation_id: UUID) -> None:
+        self.get(automation_id)
+        try:
+            await self._handle(workflow_id(automation_id)).terminate(reason="automation deleted")
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+        self.catalog.pop(automation_id, None)
+        self._changed()
+
+    async def _update(self, automation_id: UUID, update: Any, argument: Any) -> Automation:
+        handle = self._handle(workflow_id(automation_id))
+        try:
+            return await handle.execute_update(update, argument)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                self.catalog.pop(automation_id, None)
+                self._changed()
+                raise AutomationNotFound(automation_id) from error
+            raise
+
+    def _handle(self, id_: str) -> WorkflowHandle:
+        return self.client.get_workflow_handle(id_)

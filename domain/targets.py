@@ -1,0 +1,30 @@
+"""Inferred targets: which resource an action with `source: inferred` acts on."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from domain.evaluation import Firing
+from domain.events import RESOURCE_ID
+
+
+class NoTarget(ValueError):
+    """Nothing of the needed kind in the firing; the action fails with this reason."""
+
+
+def infer_target_id(kind: str, firing: Firing) -> UUID:
+    """The first `prefect.<kind>.<uuid>` in the triggering event (its resource, then related
+    ones in order); for a firing without an event, the firing key's labels."""
+    prefix = f"prefect.{kind}."
+    candidates: list[str] = []
+    if firing.event is not None:
+        candidates = [labels.get(RESOURCE_ID, "") for labels in firing.event.resources()]
+    candidates += list(firing.labels.values())
+    for candidate in candidates:
+        if candidate.startswith(prefix):
+            try:
+                return UUID(candidate[len(prefix) :])
+            except ValueError:
+                continue
+    where = "the triggering event" if firing.event is not None else "the firing's labels"
+    raise NoTarget(f"no {kind} could be inferred: {where} names no 'prefect.{kind}.<id>' resource")

@@ -1,0 +1,49 @@
+"""The Temporal worker: runs AutomationWorkflow and the action activities.
+
+`python worker.py` (or `automations worker`), configured by environment: TEMPORAL_ADDRESS,
+TEMPORAL_NAMESPACE, TASK_QUEUE, API_URL, API_KEY, ALLOW_PRIVATE_WEBHOOKS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.actions import ActionActivities
+from automations.settings import Settings, get_settings
+from automations.temporal import connect, ensure_search_attributes
+from workflows.automation import AutomationWorkflow
+
+log = logging.getLogger("automations.worker")
+
+
+def build_worker(client: Client, settings: Settings, http: httpx.AsyncClient) -> Worker:
+    activities = ActionActivities(settings, http)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[AutomationWorkflow],
+        activities=activities.all(),
+        max_concurrent_activities=200,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run until cancelled."""
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as http:
+        worker = build_worker(client, settings, http)
+        log.info(
+            "worker polling task queue %r on %s", settings.task_queue, settings.temporal_address
+        )
+        await worker.run()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_worker(get_settings()))

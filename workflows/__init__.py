@@ -1,0 +1,1 @@
+"""Temporal workflows: one long-lived AutomationWorkflow per automation."""
