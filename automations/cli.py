@@ -168,3 +168,7 @@ def main(
     ] = False,
 ) -> None:
     """Prefect-compatible automations, made durable by Temporal."""
+
+
+if __name__ == "__main__":
+    app()

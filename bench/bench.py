@@ -80,7 +80,9 @@ def arrivals(receiver: Receiver, tag: str) -> dict[str, float]:
     return seen
 
 
-async def wait_for_arrivals(receiver: Receiver, tag: str, count: int, timeout: float) -> dict[str, float]:
+async def wait_for_arrivals(
+    receiver: Receiver, tag: str, count: int, timeout: float
+) -> dict[str, float]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         seen = arrivals(receiver, tag)
@@ -134,7 +136,9 @@ async def bench_proactive(client: httpx.AsyncClient, receiver: Receiver, n: int)
     for _ in range(n):
         resource_id = f"bench.run.{uuid.uuid4()}"
         occurred = datetime.now(UTC)
-        response = await client.post("/events", json=[event("bench.started", resource_id, occurred)])
+        response = await client.post(
+            "/events", json=[event("bench.started", resource_id, occurred)]
+        )
         response.raise_for_status()
         deadlines[resource_id] = occurred.timestamp() + within
         await asyncio.sleep(0.1)
@@ -282,5 +286,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from jinja2 import ChainableUndefined, TemplateError, meta
+from jinja2 import ChainableUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from domain.automations import Automation
@@ -66,11 +67,17 @@ def template_variables(template: str) -> set[str]:
         raise TemplateRenderError(f"template does not parse: {error}") from error
 
 
+@lru_cache(maxsize=1024)
+def _compiled(template: str) -> Template:
+    # Compiling is most of a render's cost; an automation renders the same few templates.
+    return _environment.from_string(template)
+
+
 def render(template: str, context: Mapping[str, Any]) -> str:
     if "{" not in template:
         return template
     try:
-        output = _environment.from_string(template).render(context)
+        output = _compiled(template).render(context)
     except TemplateRenderError:
         raise
     except Exception as error:  # any failure inside a user's template is that template's error

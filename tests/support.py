@@ -1,0 +1,186 @@
+"""Helpers shared by the tests: a real HTTP receiver and concise builders."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from domain.automations import Automation
+from domain.events import Event
+
+
+@dataclass
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: float = field(default_factory=time.time)
+
+    @property
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body) if self.body else None
+        except ValueError:
+            return None
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that records every request: the target of webhooks,
+    and, in workflow tests, the sink of the worker's lifecycle events (standing in for our own
+    API's /events endpoint). `fail_next(status, times)` makes it answer errors first."""
+
+    def __init__(self) -> None:
+        self.requests: list[ReceivedRequest] = []
+        self._lock = threading.Lock()
+        self._failures: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real webhook targets do
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with receiver._lock:
+                    receiver.requests.append(
+                        ReceivedRequest(self.command, self.path, dict(self.headers), body)
+                    )
+                    status = receiver._failures.pop(0) if receiver._failures else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def fail_next(self, status: int, times: int = 1) -> None:
+        with self._lock:
+            self._failures += [status] * times
+
+    def requests_snapshot(self, path: str | None = None) -> list[ReceivedRequest]:
+        with self._lock:
+            return [r for r in self.requests if path is None or r.path == path]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def wait_for(
+        self, count: int, path: str | None = None, timeout: float = 10.0
+    ) -> list[ReceivedRequest]:
+        """Wait until at least `count` requests (to `path`) arrived; return them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.requests_snapshot(path)
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        return self.requests_snapshot(path)
+
+    def lifecycle_events(self) -> list[dict[str, Any]]:
+        """Every event POSTed to .../events (the sink role)."""
+        events: list[dict[str, Any]] = []
+        for request in self.requests_snapshot():
+            if request.path.endswith("/events") and isinstance(request.json, list):
+                events += request.json
+        return events
+
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def make_event(
+    name: str,
+    resource_id: str = "prefect.flow-run.00000000-0000-0000-0000-000000000001",
+    *,
+    occurred: datetime | None = None,
+    related: list[dict[str, str]] | None = None,
+    id: uuid.UUID | None = None,
+    follows: uuid.UUID | None = None,
+    **labels: str,
+) -> Event:
+    return Event(
+        id=id or uuid.uuid4(),
+        occurred=occurred or datetime.now(UTC),
+        event=name,
+        resource={"prefect.resource.id": resource_id, **labels},
+        related=related or [],
+        follows=follows,
+    )
+
+
+def event_json(name: str, resource_id: str, **fields: Any) -> dict[str, Any]:
+    """An event as a client would POST it."""
+    return {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": name,
+        "resource": {"prefect.resource.id": resource_id},
+        **fields,
+    }
+
+
+def make_automation(
+    trigger: dict[str, Any], actions: list[dict[str, Any]], **fields: Any
+) -> Automation:
+    return Automation.model_validate(
+        {
+            "id": str(uuid.uuid4()),
+            "name": fields.pop("name", "test automation"),
+            "trigger": trigger,
+            "actions": actions,
+            **fields,
+        }
+    )
+
+
+def webhook_action(receiver: Receiver, path: str = "/hook", payload: str = "") -> dict[str, Any]:
+    return {"type": "call-webhook", "url": f"{receiver.url}{path}", "payload": payload}
+
+
+STUCK_TRIGGER: dict[str, Any] = {
+    "posture": "Proactive",
+    "after": ["prefect.flow-run.Running"],
+    "expect": [
+        "prefect.flow-run.Completed",
+        "prefect.flow-run.Failed",
+        "prefect.flow-run.Crashed",
+        "prefect.flow-run.Cancelled",
+    ],
+    "for_each": ["prefect.resource.id"],
+    "within": 1800,
+}
