@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import httpx
+import aiohttp
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -21,7 +21,7 @@ from workflows.automation import AutomationWorkflow
 log = logging.getLogger("automations.worker")
 
 
-def build_worker(client: Client, settings: Settings, http: httpx.AsyncClient) -> Worker:
+def build_worker(client: Client, settings: Settings, http: aiohttp.ClientSession) -> Worker:
     activities = ActionActivities(settings, http)
     return Worker(
         client,
@@ -36,7 +36,8 @@ async def run_worker(settings: Settings) -> None:
     """Run until cancelled."""
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as http:
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as http:
         worker = build_worker(client, settings, http)
         log.info(
             "worker polling task queue %r on %s", settings.task_queue, settings.temporal_address

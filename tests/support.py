@@ -32,6 +32,10 @@ class ReceivedRequest:
             return None
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 512  # socketserver's 5 resets connections under a burst
+
+
 class Receiver:
     """A real HTTP server on 127.0.0.1 that records every request: the target of webhooks,
     and, in workflow tests, the sink of the worker's lifecycle events (standing in for our own
@@ -63,7 +67,7 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
