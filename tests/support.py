@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -44,7 +45,7 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
-        self._failures: list[int] = []
+        self._failures: dict[str | None, list[int]] = {}
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,7 +58,7 @@ class Receiver:
                     receiver.requests.append(
                         ReceivedRequest(self.command, self.path, dict(self.headers), body)
                     )
-                    status = receiver._failures.pop(0) if receiver._failures else 200
+                    status = receiver._next_status(self.path)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -83,9 +84,17 @@ class Receiver:
         self._server.shutdown()
         self._server.server_close()
 
-    def fail_next(self, status: int, times: int = 1) -> None:
+    def fail_next(self, status: int, times: int = 1, path: str | None = None) -> None:
+        """Answer `status` to the next `times` requests (to `path`, or to any path)."""
         with self._lock:
-            self._failures += [status] * times
+            self._failures.setdefault(path, []).extend([status] * times)
+
+    def _next_status(self, path: str) -> int:
+        for key in (path, None):
+            queue = self._failures.get(key)
+            if queue:
+                return queue.pop(0)
+        return 200
 
     def requests_snapshot(self, path: str | None = None) -> list[ReceivedRequest]:
         with self._lock:
@@ -105,6 +114,18 @@ class Receiver:
             if len(found) >= count:
                 return found
             time.sleep(0.02)
+        return self.requests_snapshot(path)
+
+    async def arrived(
+        self, count: int, path: str | None = None, timeout: float = 10.0
+    ) -> list[ReceivedRequest]:
+        """`wait_for` for tests that run a worker in their own event loop: never blocks it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.requests_snapshot(path)
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.02)
         return self.requests_snapshot(path)
 
     def lifecycle_events(self) -> list[dict[str, Any]]:

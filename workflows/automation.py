@@ -19,7 +19,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, RetryState
 
 with workflow.unsafe.imports_passed_through():
     from activities.requests import ACTIVITY_FOR_ACTION, EMIT_EVENTS, ActionRequest
@@ -283,14 +283,9 @@ class AutomationWorkflow:
                     self._lifecycle(
                         automation, firing, firing_id, "executed", index, action, follows=started
                     )
-                except ActivityError as error:
-                    cause = error.cause
+                except FailureError as error:
                     result.status = "failed"
-                    result.detail = (
-                        cause.message
-                        if isinstance(cause, ApplicationError)
-                        else str(cause or error)
-                    )
+                    result.detail = _reason(error)
                     self._lifecycle(
                         automation,
                         firing,
@@ -319,7 +314,7 @@ class AutomationWorkflow:
                 retry_policy=LOCAL_RETRY,
                 summary=summary,
             )
-        except ActivityError as error:
+        except FailureError as error:
             if _is_permanent(error):
                 raise
         return await workflow.execute_activity(
@@ -433,9 +428,24 @@ class AutomationWorkflow:
         )
 
 
-def _is_permanent(error: ActivityError) -> bool:
-    cause = error.cause
-    return isinstance(cause, ApplicationError) and cause.non_retryable
+def _is_permanent(error: FailureError) -> bool:
+    """A non-retryable failure (a 4xx, a missing target, a bad template), as opposed to a
+    transient one that only ran out of local attempts. A local activity's failure arrives as
+    the ApplicationError itself; a regular one's wrapped in an ActivityError."""
+    if isinstance(error, ActivityError):
+        return error.retry_state == RetryState.NON_RETRYABLE_FAILURE or _is_permanent_cause(
+            error.cause
+        )
+    return _is_permanent_cause(error)
+
+
+def _is_permanent_cause(error: BaseException | None) -> bool:
+    return isinstance(error, ApplicationError) and error.non_retryable
+
+
+def _reason(error: FailureError) -> str:
+    cause = error.cause if isinstance(error, ActivityError) and error.cause else error
+    return cause.message if isinstance(cause, FailureError) else str(cause)
 
 
 def memo_for(automation: Automation, stats: AutomationStats) -> dict[str, Any]:
