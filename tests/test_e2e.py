@@ -1,0 +1,338 @@
+"""End to end through the HTTP API, on a real stack: dev server, worker and API processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.stack import Stack, running_stack
+from tests.support import Receiver, event_json
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with running_stack() as running:
+        yield running
+
+
+@pytest.fixture
+def api(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.sync_client() as client:
+        yield client
+
+
+def create(api: httpx.Client, **fields: Any) -> dict[str, Any]:
+    body = {"name": f"e2e {uuid.uuid4()}", "trigger": {"posture": "Reactive"}, **fields}
+    response = api.post("/automations/", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def webhook(
+    receiver: Receiver, path: str, payload: str = "{{ event.resource.id }}"
+) -> dict[str, Any]:
+    return {"type": "call-webhook", "url": f"{receiver.url}{path}", "payload": payload}
+
+
+def send(api: httpx.Client, *events: dict[str, Any]) -> None:
+    response = api.post("/events", json=list(events))
+    assert response.status_code == 204, response.text
+
+
+def status(api: httpx.Client, automation_id: str) -> dict[str, Any]:
+    response = api.get(f"/automations/{automation_id}/status")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def eventually(check: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- CRUD
+
+
+def test_create_read_list_count_and_validation(api: httpx.Client) -> None:
+    tag = f"t-{uuid.uuid4()}"
+    first = create(api, name=f"b {tag}", tags=[tag], actions=[{"type": "do-nothing"}])
+    create(api, name=f"a {tag}", tags=[tag, "other"], actions=[{"type": "do-nothing"}])
+    assert {"id", "created", "updated"} <= first.keys()
+    assert api.get(f"/automations/{first['id']}").json()["name"] == f"b {tag}"
+
+    def listed(**body: Any) -> list[str]:
+        response = api.post("/automations/filter", json=body)
+        assert response.status_code == 200, response.text
+        return [a["name"] for a in response.json()]
+
+    mine = {"automations": {"tags": {"all_": [tag]}}}
+    assert listed(sort="NAME_ASC", **mine) == [f"a {tag}", f"b {tag}"]
+    assert listed(sort="NAME_DESC", **mine) == [f"b {tag}", f"a {tag}"]
+    assert listed(sort="CREATED_DESC", **mine) == [f"a {tag}", f"b {tag}"]
+    assert listed(sort="NAME_ASC", limit=1, offset=1, **mine) == [f"b {tag}"]
+    assert listed(automations={"name": {"any_": [f"a {tag}"]}}) == [f"a {tag}"]
+    assert api.post("/automations/count", json=mine).json() == 2
+
+    unknown = api.post("/automations/", json={**first, "bogus": True})
+    assert unknown.status_code == 422 and "bogus" in unknown.text
+    short = api.post(
+        "/automations/",
+        json={"name": "x", "trigger": {"posture": "Proactive", "within": 5}, "actions": []},
+    )
+    assert short.status_code == 422 and "within" in short.text
+    missing = api.post("/automations/", json={"name": "x", "trigger": {}, "actions": []})
+    assert missing.status_code == 422 and "posture" in missing.text
+    assert api.get(f"/automations/{uuid.uuid4()}").status_code == 404
+
+
+def test_fire_pause_resume_replace_delete(api: httpx.Client, receiver: Receiver) -> None:
+    run = f"prefect.flow-run.{uuid.uuid4()}"
+    automation = create(
+        api,
+        trigger={
+            "posture": "Reactive",
+            "expect": ["prefect.flow-run.Failed"],
+            "match": {"prefect.resource.id": run},
+        },
+        actions=[webhook(receiver, "/crud", "{{ automation.name }}|{{ event.resource.id }}")],
+    )
+    send(api, event_json("prefect.flow-run.Failed", run))
+    (call,) = receiver.wait_for(1, "/crud")
+    assert call.body.decode() == f"{automation['name']}|{run}"
+    assert call.headers["Idempotency-Key"].startswith(automation["id"])
+
+    send(api, event_json("prefect.flow-run.Completed", run))  # does not match
+    assert (
+        api.patch(f"/automations/{automation['id']}", json={"enabled": False}).json()["enabled"]
+        is False
+    )
+    assert api.get(f"/automations/{automation['id']}").json()["enabled"] is False
+    send(api, event_json("prefect.flow-run.Failed", run))
+    time.sleep(1)
+    assert len(receiver.requests_snapshot("/crud")) == 1
+
+    api.patch(f"/automations/{automation['id']}", json={"enabled": True})
+    send(api, event_json("prefect.flow-run.Failed", run))
+    assert len(receiver.wait_for(2, "/crud")) == 2
+
+    replaced = api.put(
+        f"/automations/{automation['id']}",
+        json={
+            "name": "replaced",
+            "trigger": {
+                "posture": "Reactive",
+                "expect": ["prefect.flow-run.Crashed"],
+                "match": {"prefect.resource.id": run},
+            },
+            "actions": [webhook(receiver, "/crud", "replaced")],
+        },
+    )
+    assert replaced.status_code == 200 and replaced.json()["created"] == automation["created"]
+    send(
+        api, event_json("prefect.flow-run.Failed", run), event_json("prefect.flow-run.Crashed", run)
+    )
+    calls = receiver.wait_for(3, "/crud")
+    assert [c.body.decode() for c in calls][2:] == ["replaced"]
+
+    assert api.delete(f"/automations/{automation['id']}").status_code == 204
+    assert api.get(f"/automations/{automation['id']}").status_code == 404
+    send(api, event_json("prefect.flow-run.Crashed", run))
+    time.sleep(1)
+    assert len(receiver.requests_snapshot("/crud")) == 3
+
+
+# --------------------------------------------------------------------------- events
+
+
+def test_duplicates_invalid_and_oversized_events(api: httpx.Client, receiver: Receiver) -> None:
+    name = f"e2e.dedupe.{uuid.uuid4()}"
+    automation = create(
+        api,
+        trigger={"posture": "Reactive", "expect": [name]},
+        actions=[webhook(receiver, "/dedupe")],
+    )
+    event = event_json(name, "prefect.flow-run.1")
+    send(api, event)
+    send(api, event, event)
+    assert len(receiver.wait_for(1, "/dedupe")) == 1
+
+    good = event_json(name, "prefect.flow-run.2")
+    bad = {"event": name, "resource": {"no-id": "x"}}
+    refused = api.post("/events", json=[good, bad])
+    assert refused.status_code == 422 and "prefect.resource.id" in refused.text
+    assert api.post("/events", json={"not": "a list"}).status_code == 422
+    huge = event_json(name, "prefect.flow-run.3", payload={"blob": "x" * 1_600_000})
+    assert api.post("/events", json=[huge]).status_code == 413
+    time.sleep(1)
+    assert status(api, automation["id"])["stats"]["firings"] == 1
+    assert len(receiver.requests_snapshot("/dedupe")) == 1
+
+
+def test_lifecycle_events_feed_other_automations_but_never_their_own(
+    api: httpx.Client, receiver: Receiver
+) -> None:
+    name = f"e2e.chain.{uuid.uuid4()}"
+    first = create(
+        api, trigger={"posture": "Reactive", "expect": [name]}, actions=[{"type": "do-nothing"}]
+    )
+    second = create(
+        api,
+        trigger={
+            "posture": "Reactive",
+            "expect": ["prefect.automation.action.executed"],
+            "match": {"prefect.resource.id": f"prefect.automation.{first['id']}"},
+        },
+        actions=[webhook(receiver, "/chained", "{{ event.event }}")],
+    )
+    # Listens to everything, its own lifecycle events included: it must not loop on them.
+    greedy = create(api, trigger={"posture": "Reactive"}, actions=[{"type": "do-nothing"}])
+    send(api, event_json(name, "prefect.flow-run.chain"))
+    (call,) = receiver.wait_for(1, "/chained")
+    assert call.body == b"prefect.automation.action.executed"
+    time.sleep(3)
+    firings = status(api, greedy["id"])["stats"]["firings"]
+    time.sleep(2)
+    assert status(api, greedy["id"])["stats"]["firings"] == firings  # settled, not looping
+    assert status(api, second["id"])["stats"]["firings"] == 1
+    api.delete(f"/automations/{greedy['id']}")
+
+
+def test_pause_and_resume_automation_actions(api: httpx.Client) -> None:
+    target = create(
+        api, trigger={"posture": "Reactive", "expect": ["never"]}, actions=[{"type": "do-nothing"}]
+    )
+    pause_name, resume_name = f"e2e.pause.{uuid.uuid4()}", f"e2e.resume.{uuid.uuid4()}"
+    create(
+        api,
+        trigger={"posture": "Reactive", "expect": [pause_name]},
+        actions=[{"type": "pause-automation", "source": "selected", "automation_id": target["id"]}],
+    )
+    create(
+        api,
+        trigger={"posture": "Reactive", "expect": [resume_name]},
+        actions=[{"type": "resume-automation", "source": "inferred"}],
+    )
+    send(api, event_json(pause_name, "prefect.flow-run.p"))
+    assert eventually(lambda: api.get(f"/automations/{target['id']}").json()["enabled"] is False)
+    send(api, event_json(resume_name, f"prefect.automation.{target['id']}"))
+    assert eventually(lambda: api.get(f"/automations/{target['id']}").json()["enabled"] is True)
+
+
+def test_proactive_trigger_fires_on_time(api: httpx.Client, receiver: Receiver) -> None:
+    run = f"prefect.flow-run.{uuid.uuid4()}"
+    create(
+        api,
+        trigger={
+            "posture": "Proactive",
+            "after": ["prefect.flow-run.Running"],
+            "expect": ["prefect.flow-run.Completed"],
+            "for_each": ["prefect.resource.id"],
+            "match": {"prefect.resource.id": run},
+            "within": 10,
+        },
+        actions=[webhook(receiver, "/proactive")],
+    )
+    sent = time.time()
+    send(api, event_json("prefect.flow-run.Running", run))
+    time.sleep(8)
+    assert receiver.requests_snapshot("/proactive") == []
+    (call,) = receiver.wait_for(1, "/proactive", timeout=10)
+    lateness = call.received_at - (sent + 10)
+    print(f"proactive lateness through the stack: {lateness * 1000:.0f} ms")
+    assert -0.5 < lateness < 3
+
+
+# --------------------------------------------------------------------------- durability
+
+
+def test_a_worker_killed_mid_stream_loses_nothing_and_acts_once(
+    stack: Stack, api: httpx.Client, receiver: Receiver
+) -> None:
+    name = f"e2e.crash.{uuid.uuid4()}"
+    automation = create(
+        api,
+        trigger={"posture": "Reactive", "expect": [name], "for_each": ["prefect.resource.id"]},
+        actions=[webhook(receiver, "/crash")],
+    )
+    runs = [f"prefect.flow-run.{uuid.uuid4()}" for _ in range(200)]
+    errors: list[str] = []
+
+    def stream() -> None:
+        with stack.sync_client() as client:
+            for run in runs:
+                response = client.post("/events", json=[event_json(name, run)])
+                if response.status_code != 204:
+                    errors.append(response.text)
+                time.sleep(0.01)
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    time.sleep(0.8)
+    stack.kill_worker()  # SIGKILL, mid-stream: events keep being accepted meanwhile
+    time.sleep(1.5)
+    stack.start_worker()
+    sender.join()
+    assert errors == []
+    calls = receiver.wait_for(200, "/crash", timeout=60)
+    time.sleep(2)
+    calls = receiver.requests_snapshot("/crash")
+    assert {c.body.decode() for c in calls} == set(runs)  # every firing acted
+    keys = {c.headers["Idempotency-Key"] for c in calls}
+    assert len(keys) == 200  # one firing per run; a retried action re-sends its own key
+    assert eventually(lambda: status(api, automation["id"])["stats"]["firings"] == 200)
+
+
+def test_automations_survive_an_api_restart(
+    stack: Stack, api: httpx.Client, receiver: Receiver
+) -> None:
+    name = f"e2e.restart.{uuid.uuid4()}"
+    automation = create(
+        api,
+        trigger={"posture": "Reactive", "expect": [name]},
+        actions=[webhook(receiver, "/restart")],
+        actions_on_trigger=[
+            {
+                "type": "call-webhook",
+                "url": f"{receiver.url}/restart-secret",
+                "headers": {"X-Token": "s3cret"},
+            }
+        ],
+    )
+    stack.restart_api()
+    with stack.sync_client() as fresh:
+        read = fresh.get(f"/automations/{automation['id']}").json()
+        assert read["name"] == automation["name"]
+        assert read["actions_on_trigger"][0]["headers"] == {"X-Token": "s3cret"}
+        send(fresh, event_json(name, "prefect.flow-run.r"))
+    assert len(receiver.wait_for(1, "/restart")) == 1
+    assert receiver.wait_for(1, "/restart-secret")[0].headers["X-Token"] == "s3cret"
+
+
+# --------------------------------------------------------------------------- access
+
+
+def test_api_key_guards_everything_but_health() -> None:
+    with running_stack(api_key="k3y") as secured:
+        body = {"name": "guarded", "trigger": {"posture": "Reactive"}, "actions": []}
+        with httpx.Client(base_url=secured.api_url) as anonymous:
+            assert anonymous.get("/health").status_code == 200
+            assert anonymous.post("/automations/", json=body).status_code == 401
+            wrong = {"Authorization": "Bearer nope"}
+            assert anonymous.post("/automations/", json=body, headers=wrong).status_code == 401
+            assert anonymous.post("/events", json=[], headers=wrong).status_code == 401
+        with secured.sync_client() as client:
+            assert client.post("/automations/count", json={}).json() == 0
+            assert client.post("/automations/", json=body).status_code == 201
+            assert client.post("/automations/count", json={}).json() == 1
