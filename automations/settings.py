@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +34,12 @@ class Settings(BaseSettings):
     )
     max_event_bytes: int = 1_500_000
     max_request_bytes: int = 16_000_000
+
+    @field_validator("api_key", "temporal_ui_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `API_KEY=` (as docker compose passes an unset variable) means no key, not "".
+        return None if value == "" else value
 
 
 @lru_cache
