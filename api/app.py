@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
 from api.deps import require_api_key
+from api.page import router as page
 from api.routers import automations, events, health
 from api.routing import EventRouter
 from api.store import AutomationNotFound, AutomationStore
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, prefix="/api")
     app.include_router(automations.router, prefix="/api", dependencies=protected)
     app.include_router(events.router, prefix="/api", dependencies=protected)
+    app.include_router(page.router)
+    app.mount("/static", page.static_files, name="static")
 
     @app.exception_handler(AutomationNotFound)
     async def not_found(request: Request, error: AutomationNotFound) -> JSONResponse:

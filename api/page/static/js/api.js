@@ -1,0 +1,38 @@
+// The HTTP API, with the key the user typed (kept for this browser session only).
+const KEY = "automations.apiKey";
+
+export class Unauthorized extends Error {}
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(typeof detail === "string" ? detail : `request failed (${status})`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+export function setApiKey(key) {
+  sessionStorage.setItem(KEY, key);
+}
+
+export async function api(path, { method = "GET", body } = {}) {
+  const headers = { "Content-Type": "application/json" };
+  const key = sessionStorage.getItem(KEY);
+  if (key) headers.Authorization = `Bearer ${key}`;
+  const response = await fetch(`/api${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401) throw new Unauthorized();
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      detail = (await response.json()).detail;
+    } catch {
+      // not JSON: keep the status text
+    }
+    throw new ApiError(response.status, detail);
+  }
+  return response.status === 204 ? null : response.json();
+}
