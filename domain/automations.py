@@ -7,7 +7,14 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from domain.events import RESOURCE_ID, Event, Labels, utcnow
 from domain.matching import ResourceSpec, name_matches, related_matches, resource_matches
@@ -42,7 +49,7 @@ class EventTrigger(Strict):
     for_each: list[str] = Field(default_factory=list)
     posture: Posture
     threshold: int = Field(default=1, ge=0)
-    within: float = Field(default=0.0, ge=0, description="seconds")
+    within: float = Field(default=0.0, ge=0, description="seconds", validate_default=True)
 
     @field_validator("after", "expect", "for_each", mode="before")
     @classmethod
@@ -55,17 +62,20 @@ class EventTrigger(Strict):
     def _seconds(cls, value: Any) -> Any:
         return value.total_seconds() if isinstance(value, timedelta) else value
 
-    @model_validator(mode="after")
-    def _proactive_within(self) -> EventTrigger:
-        if self.posture == Posture.Proactive:
-            if self.within == 0:
-                self.within = PROACTIVE_MINIMUM_WITHIN
-            elif self.within < PROACTIVE_MINIMUM_WITHIN:
+    @field_validator("within")
+    @classmethod
+    def _proactive_within(cls, within: float, info: ValidationInfo) -> float:
+        # A field validator (posture is declared, so validated, before within): the 422
+        # then points at trigger.within.
+        if info.data.get("posture") == Posture.Proactive:
+            if within == 0:
+                return PROACTIVE_MINIMUM_WITHIN
+            if within < PROACTIVE_MINIMUM_WITHIN:
                 raise ValueError(
                     f"within must be at least {PROACTIVE_MINIMUM_WITHIN:g} seconds "
                     "for a Proactive trigger"
                 )
-        return self
+        return within
 
     @property
     def window(self) -> timedelta:

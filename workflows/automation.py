@@ -67,6 +67,7 @@ class FiringRecord(BaseModel):
     labels: dict[str, str]
     event_id: UUID | None
     event_name: str | None
+    event_resource_id: str | None = None
     occurred: datetime
     actions: list[ActionResult] = Field(default_factory=list)
 
@@ -241,6 +242,7 @@ class AutomationWorkflow:
             labels=firing.labels,
             event_id=firing.event.id if firing.event else None,
             event_name=firing.event.event if firing.event else None,
+            event_resource_id=firing.event.resource_id if firing.event else None,
             occurred=firing.occurred,
         )
         self.stats.firings += 1

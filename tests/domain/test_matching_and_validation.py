@@ -115,7 +115,9 @@ def test_unknown_fields_are_named() -> None:
 
 def test_trigger_rules() -> None:
     assert ("trigger", "posture") in error_locations(core(trigger={}))
-    assert error_locations(core(trigger={"posture": "Proactive", "within": 5}))
+    assert ("trigger", "within") in error_locations(
+        core(trigger={"posture": "Proactive", "within": 5})
+    )
     assert error_locations(core(trigger={"posture": "Reactive", "threshold": -1}))
     assert error_locations(core(trigger={"posture": "Sideways"}))
     proactive = EventTrigger.model_validate({"posture": "Proactive"})

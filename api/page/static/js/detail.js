@@ -9,7 +9,9 @@ function firingRow(firing) {
     h("td", {}, when(firing.occurred)),
     h("td", {}, h("span", { class: `pill ${firing.state}` }, firing.state)),
     h("td", {}, key),
-    h("td", {}, firing.event_name ? `${firing.event_name} (${firing.event_id.slice(0, 8)})` : "— (deadline)"),
+    h("td", {}, firing.event_name
+      ? [firing.event_name, h("div", { class: "hint" }, `${firing.event_resource_id ?? ""} · event ${firing.event_id.slice(0, 8)}`)]
+      : "— (deadline)"),
     h("td", {}, firing.actions.length
       ? h("ul", {}, firing.actions.map((a) =>
           h("li", {}, `${a.index + 1}. ${a.type} `, h("span", { class: `pill ${a.status}` }, a.status),
@@ -40,7 +42,7 @@ export async function renderDetail(view, automationId, config) {
       h("p", {}, h("strong", {}, describeTrigger(automation.trigger)), " → ", describeActions(automation)),
       h("p", { class: "meta" },
         `${automation.enabled ? "On" : "Paused"} · fired ${stats.firings} time${stats.firings === 1 ? "" : "s"} · `,
-        `last fired ${when(stats.last_fired)} · ${stats.events_received} events received · `,
+        `last fired ${when(stats.last_fired)} · ${stats.events_received} event${stats.events_received === 1 ? "" : "s"} received · `,
         `next deadline ${status.next_deadline ? when(status.next_deadline) : "none"}`),
       h("p", { class: "meta" }, `Workflow: automation-${automation.id}`)),
     h("h2", {}, "Recent firings"),

@@ -59,6 +59,8 @@ function row({ automation, stats }, rerender) {
     type: "checkbox", role: "switch", checked: automation.enabled,
     "aria-label": `Enabled: ${automation.name}`,
   });
+  const label = h("span", {}, automation.enabled ? "On" : "Paused");
+  // The label says what the API confirmed, not what was clicked.
   switchInput.addEventListener("change", async () => {
     switchInput.disabled = true;
     try {
@@ -66,6 +68,7 @@ function row({ automation, stats }, rerender) {
         method: "PATCH", body: { enabled: switchInput.checked },
       });
       switchInput.checked = updated.enabled;
+      label.textContent = updated.enabled ? "On" : "Paused";
       toast(updated.enabled ? `${automation.name} is on` : `${automation.name} is paused`);
     } catch (error) {
       switchInput.checked = !switchInput.checked;
@@ -74,8 +77,6 @@ function row({ automation, stats }, rerender) {
       switchInput.disabled = false;
     }
   });
-  const label = h("span", {}, automation.enabled ? "On" : "Paused");
-  switchInput.addEventListener("change", () => { label.textContent = switchInput.checked ? "On" : "Paused"; });
   return h("article", { class: "card automation", dataset: { id: automation.id } },
     h("a", { class: "name", href: `#/a/${automation.id}` }, automation.name),
     h("div", { class: "controls" },
