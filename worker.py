@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.actions import ActionActivities
+from activities.prefect import PrefectActivities, PrefectClient
 from automations.settings import Settings, get_settings
 from automations.temporal import connect, ensure_search_attributes
 from workflows.automation import AutomationWorkflow
@@ -22,12 +23,16 @@ log = logging.getLogger("automations.worker")
 
 
 def build_worker(client: Client, settings: Settings, http: aiohttp.ClientSession) -> Worker:
-    activities = ActionActivities(settings, http)
+    prefect = PrefectClient(settings, http)
+    activities = [
+        *ActionActivities(settings, http, prefect).all(),
+        *PrefectActivities(prefect).all(),
+    ]
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[AutomationWorkflow],
-        activities=activities.all(),
+        activities=activities,
         max_concurrent_activities=200,
     )
 

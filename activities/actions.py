@@ -13,6 +13,8 @@ import apprise
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.http import fail, send
+from activities.prefect import PrefectClient
 from activities.requests import ActionRequest
 from automations.settings import Settings
 from domain.automations import (
@@ -20,17 +22,10 @@ from domain.automations import (
     PauseAutomation,
     ResumeAutomation,
     SendNotification,
-    Source,
 )
 from domain.events import Event
-from domain.targets import NoTarget, infer_target_id
+from domain.targets import NoTarget, target_id
 from domain.templates import TemplateRenderError, action_context, render
-
-RETRYABLE_STATUS = {408, 425, 429}
-
-
-def fail(reason: str) -> ApplicationError:
-    return ApplicationError(reason, type="ActionFailed", non_retryable=True)
 
 
 class ActionActivities:
@@ -38,9 +33,21 @@ class ActionActivities:
     request costs 0.4 ms of CPU with aiohttp against 1-3 ms with httpx, and webhooks are the
     hot path of a burst of firings."""
 
-    def __init__(self, settings: Settings, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, settings: Settings, http: aiohttp.ClientSession, prefect: PrefectClient
+    ) -> None:
         self.settings = settings
         self.http = http
+        self.prefect = prefect
+
+    async def _render(self, request: ActionRequest, *templates: str) -> list[str]:
+        """Render an action's templates; Prefect objects are fetched only if they use them."""
+        context = action_context(request.automation, request.firing, request.firing_id)
+        context |= await self.prefect.template_objects(request, list(templates))
+        try:
+            return [render(template, context) for template in templates]
+        except TemplateRenderError as error:
+            raise fail(str(error)) from error
 
     # ------------------------------------------------------------------ webhooks
 
@@ -48,7 +55,7 @@ class ActionActivities:
     async def call_webhook(self, request: ActionRequest) -> str:
         action = request.action
         assert isinstance(action, CallWebhook)
-        body = _render(action.payload, request)
+        (body,) = await self._render(request, action.payload)
         await self._refuse_private_target(action.url)
         headers = {
             "Idempotency-Key": request.idempotency_key,
@@ -57,7 +64,7 @@ class ActionActivities:
         }
         if body.lstrip().startswith(("{", "[")):
             headers.setdefault("Content-Type", "application/json")
-        status = await self._send(action.method, action.url, headers=headers, data=body)
+        status, _ = await send(self.http, action.method, action.url, headers=headers, data=body)
         return f"{action.method} {action.url} answered {status}"
 
     async def _refuse_private_target(self, url: str) -> None:
@@ -76,29 +83,13 @@ class ActionActivities:
                     "set ALLOW_PRIVATE_WEBHOOKS=true to allow it"
                 )
 
-    async def _send(self, method: str, url: str, **kwargs: object) -> int:
-        """The answer's status; 4xx (but 408/425/429) is permanent, the rest is retried."""
-        try:
-            async with self.http.request(method, url, **kwargs) as response:  # type: ignore[arg-type]
-                status = response.status
-                text = await response.text(errors="replace") if status >= 400 else ""
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise RuntimeError(f"{method} {url} failed: {error!r}") from error  # retried
-        if status >= 400:
-            reason = f"{method} {url} answered {status}: {text[:300]}"
-            if status < 500 and status not in RETRYABLE_STATUS:
-                raise fail(reason)
-            raise RuntimeError(reason)  # retried
-        return status
-
     # ------------------------------------------------------------------ notifications
 
     @activity.defn(name="send_notification")
     async def send_notification(self, request: ActionRequest) -> str:
         action = request.action
         assert isinstance(action, SendNotification)
-        subject = _render(action.subject, request)
-        body = _render(action.body, request)
+        subject, body = await self._render(request, action.subject, action.body)
         notifier = apprise.Apprise()
         for url in action.urls:
             if not notifier.add(url):
@@ -113,17 +104,14 @@ class ActionActivities:
     async def set_automation_enabled(self, request: ActionRequest) -> str:
         action = request.action
         assert isinstance(action, PauseAutomation | ResumeAutomation)
-        if action.source == Source.selected:
-            target = action.automation_id
-        else:
-            try:
-                target = infer_target_id("automation", request.firing)
-            except NoTarget as error:
-                raise fail(str(error)) from error
+        try:
+            target = target_id(action, request.firing)
+        except NoTarget as error:
+            raise fail(str(error)) from error
         enabled = isinstance(action, ResumeAutomation)
         url = f"{self.settings.api_url}/automations/{target}"
         try:
-            await self._send("PATCH", url, json={"enabled": enabled}, headers=self._api_auth())
+            await send(self.http, "PATCH", url, json={"enabled": enabled}, headers=self._api_auth())
         except ApplicationError as error:
             if " answered 404" in str(error.message):
                 raise fail(f"automation {target} does not exist") from error
@@ -138,7 +126,7 @@ class ActionActivities:
         body = [event.model_dump(mode="json") for event in events]
         url = f"{self.settings.api_url}/events"
         try:
-            await self._send("POST", url, json=body, headers=self._api_auth())
+            await send(self.http, "POST", url, json=body, headers=self._api_auth())
         except ApplicationError as error:
             # Our own API refusing our own events is a bug to see, but not a reason to stop
             # trying: keep the batch until it goes through.
@@ -156,15 +144,6 @@ class ActionActivities:
             self.set_automation_enabled,
             self.emit_events,
         ]
-
-
-def _render(template: str, request: ActionRequest) -> str:
-    try:
-        return render(
-            template, action_context(request.automation, request.firing, request.firing_id)
-        )
-    except TemplateRenderError as error:
-        raise fail(str(error)) from error
 
 
 def _scheme(url: str) -> str:

@@ -29,5 +29,16 @@ ACTIVITY_FOR_ACTION = {
     "send-notification": "send_notification",
     "pause-automation": "set_automation_enabled",
     "resume-automation": "set_automation_enabled",
+    "run-deployment": "run_deployment",
+    "pause-deployment": "set_deployment_paused",
+    "resume-deployment": "set_deployment_paused",
+    "pause-work-queue": "set_work_queue_paused",
+    "resume-work-queue": "set_work_queue_paused",
+    "pause-work-pool": "set_work_pool_paused",
+    "resume-work-pool": "set_work_pool_paused",
+    "cancel-flow-run": "set_flow_run_state",
+    "suspend-flow-run": "set_flow_run_state",
+    "change-flow-run-state": "set_flow_run_state",
+    "resume-flow-run": "resume_flow_run",
 }
 EMIT_EVENTS = "emit_events"

@@ -29,13 +29,23 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8233", description="Base URL of the Temporal Web UI, for links"
     )
 
+    prefect_api_url: str | None = Field(
+        None, description="A Prefect server's API, for the actions on flow runs and deployments"
+    )
+    prefect_api_key: SecretStr | None = None
+    prefect_api_auth_string: SecretStr | None = Field(
+        None, description="user:password for a Prefect server with basic auth"
+    )
+
     allow_private_webhooks: bool = Field(
         False, description="Allow webhooks to loopback and private addresses"
     )
     max_event_bytes: int = 1_500_000
     max_request_bytes: int = 16_000_000
 
-    @field_validator("api_key", "temporal_ui_url", mode="before")
+    @field_validator(
+        "api_key", "temporal_ui_url", "prefect_api_url", "prefect_api_key", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         # `API_KEY=` (as docker compose passes an unset variable) means no key, not "".

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -163,19 +163,30 @@ class SendNotification(Strict):
         return value
 
 
-class AutomationAction(Strict):
-    """Shared by pause-/resume-automation: a selected `automation_id`, or one inferred."""
+class TargetedAction(Strict):
+    """An action on one resource: `selected` names it in `<kind>_id`; `inferred` takes the
+    first `prefect.<kind>.<id>` of the triggering event (or of a proactive firing's key)."""
 
+    target_kind: ClassVar[str]
     source: Source = Source.selected
-    automation_id: UUID | None = None
+
+    @property
+    def selected_id(self) -> UUID | None:
+        return getattr(self, f"{self.target_kind.replace('-', '_')}_id")
 
     @model_validator(mode="after")
-    def _target(self) -> AutomationAction:
-        if self.source == Source.selected and self.automation_id is None:
-            raise ValueError("automation_id is required when source is 'selected'")
-        if self.source == Source.inferred and self.automation_id is not None:
-            raise ValueError("automation_id is not allowed when source is 'inferred'")
+    def _target(self) -> TargetedAction:
+        name = f"{self.target_kind.replace('-', '_')}_id"
+        if self.source == Source.selected and self.selected_id is None:
+            raise ValueError(f"{name} is required when source is 'selected'")
+        if self.source == Source.inferred and self.selected_id is not None:
+            raise ValueError(f"{name} is not allowed when source is 'inferred'")
         return self
+
+
+class AutomationAction(TargetedAction):
+    target_kind: ClassVar[str] = "automation"
+    automation_id: UUID | None = None
 
 
 class PauseAutomation(AutomationAction):
@@ -186,8 +197,118 @@ class ResumeAutomation(AutomationAction):
     type: Literal["resume-automation"] = "resume-automation"
 
 
+# ----------------------------------------------------------------- Prefect's resources
+
+
+class DeploymentAction(TargetedAction):
+    target_kind: ClassVar[str] = "deployment"
+    deployment_id: UUID | None = None
+
+
+class RunDeployment(DeploymentAction):
+    """Create a flow run of the deployment; string parameter values are templates."""
+
+    type: Literal["run-deployment"] = "run-deployment"
+    parameters: dict[str, Any] | None = None
+    job_variables: dict[str, Any] | None = None
+    schedule_after: float = Field(default=0.0, ge=0, description="seconds")
+
+    @field_validator("schedule_after", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+class PauseDeployment(DeploymentAction):
+    type: Literal["pause-deployment"] = "pause-deployment"
+
+
+class ResumeDeployment(DeploymentAction):
+    type: Literal["resume-deployment"] = "resume-deployment"
+
+
+class WorkQueueAction(TargetedAction):
+    target_kind: ClassVar[str] = "work-queue"
+    work_queue_id: UUID | None = None
+
+
+class PauseWorkQueue(WorkQueueAction):
+    type: Literal["pause-work-queue"] = "pause-work-queue"
+
+
+class ResumeWorkQueue(WorkQueueAction):
+    type: Literal["resume-work-queue"] = "resume-work-queue"
+
+
+class WorkPoolAction(TargetedAction):
+    target_kind: ClassVar[str] = "work-pool"
+    work_pool_id: UUID | None = None
+
+
+class PauseWorkPool(WorkPoolAction):
+    type: Literal["pause-work-pool"] = "pause-work-pool"
+
+
+class ResumeWorkPool(WorkPoolAction):
+    type: Literal["resume-work-pool"] = "resume-work-pool"
+
+
+class FlowRunAction(Strict):
+    """Acts on the flow run of the firing: always inferred, as in Prefect."""
+
+    target_kind: ClassVar[str] = "flow-run"
+
+
+class CancelFlowRun(FlowRunAction):
+    type: Literal["cancel-flow-run"] = "cancel-flow-run"
+
+
+class SuspendFlowRun(FlowRunAction):
+    type: Literal["suspend-flow-run"] = "suspend-flow-run"
+
+
+class ResumeFlowRun(FlowRunAction):
+    type: Literal["resume-flow-run"] = "resume-flow-run"
+
+
+StateType = Literal[
+    "SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED",
+    "CANCELLED", "CRASHED", "PAUSED", "CANCELLING",
+]  # fmt: skip
+
+
+class ChangeFlowRunState(FlowRunAction):
+    type: Literal["change-flow-run-state"] = "change-flow-run-state"
+    state: StateType
+    name: str | None = None
+    message: str | None = None
+    force: bool = False
+
+
+PREFECT_ACTIONS = (
+    RunDeployment, PauseDeployment, ResumeDeployment, PauseWorkQueue, ResumeWorkQueue,
+    PauseWorkPool, ResumeWorkPool, CancelFlowRun, SuspendFlowRun, ResumeFlowRun,
+    ChangeFlowRunState,
+)  # fmt: skip
+
+
 Action = Annotated[
-    DoNothing | CallWebhook | SendNotification | PauseAutomation | ResumeAutomation,
+    DoNothing
+    | CallWebhook
+    | SendNotification
+    | PauseAutomation
+    | ResumeAutomation
+    | RunDeployment
+    | PauseDeployment
+    | ResumeDeployment
+    | PauseWorkQueue
+    | ResumeWorkQueue
+    | PauseWorkPool
+    | ResumeWorkPool
+    | CancelFlowRun
+    | SuspendFlowRun
+    | ResumeFlowRun
+    | ChangeFlowRunState,
     Field(discriminator="type"),
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from domain.automations import FlowRunAction, Source, TargetedAction
 from domain.evaluation import Firing
 from domain.events import RESOURCE_ID
 
@@ -28,3 +29,11 @@ def infer_target_id(kind: str, firing: Firing) -> UUID:
                 continue
     where = "the triggering event" if firing.event is not None else "the firing's labels"
     raise NoTarget(f"no {kind} could be inferred: {where} names no 'prefect.{kind}.<id>' resource")
+
+
+def target_id(action: TargetedAction | FlowRunAction, firing: Firing) -> UUID:
+    """The resource an action acts on: the selected one, or the one the firing names."""
+    if isinstance(action, TargetedAction) and action.source == Source.selected:
+        assert action.selected_id is not None  # the model's validator guarantees it
+        return action.selected_id
+    return infer_target_id(action.target_kind, firing)

@@ -1,0 +1,38 @@
+"""One way for activities to call HTTP: 4xx (but 408/425/429) is permanent and fails the
+action with the answer as its reason; 5xx, timeouts and refused connections are retried."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+from temporalio.exceptions import ApplicationError
+
+RETRYABLE_STATUS = {408, 425, 429}
+
+
+def fail(reason: str) -> ApplicationError:
+    """A permanent failure: no retry, and `reason` goes into `...action.failed`."""
+    return ApplicationError(reason, type="ActionFailed", non_retryable=True)
+
+
+async def send(
+    http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
+) -> tuple[int, Any]:
+    """The answer's status and body (JSON when it is JSON)."""
+    try:
+        async with http.request(method, url, **kwargs) as response:
+            status = response.status
+            text = await response.text(errors="replace")
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise RuntimeError(f"{method} {url} failed: {error!r}") from error  # retried
+    if status >= 400:
+        reason = f"{method} {url} answered {status}: {text[:300]}"
+        if status < 500 and status not in RETRYABLE_STATUS:
+            raise fail(reason)
+        raise RuntimeError(reason)  # retried
+    try:
+        return status, json.loads(text) if text else None
+    except ValueError:
+        return status, text
