@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from domain.events import RESOURCE_ID, Event, Labels, utcnow
+from domain.events import RESOURCE_ID, RESOURCE_ROLE, Event, Labels, utcnow
 from domain.matching import ResourceSpec, name_matches, related_matches, resource_matches
 
 PROACTIVE_MINIMUM_WITHIN = 10.0
@@ -330,6 +330,41 @@ class AutomationCore(Strict):
     actions_on_trigger: list[Action] = Field(default_factory=list)
     actions_on_resolve: list[Action] = Field(default_factory=list)
     owner_resource: str | None = None
+
+    @model_validator(mode="after")
+    def _no_endless_run_deployment(self) -> AutomationCore:
+        """Refuse a Reactive automation that runs a deployment whose new run's own events
+        (Scheduled, Pending, Running) would trigger it again, forever."""
+        if not self.enabled or self.trigger.posture != Posture.Reactive:
+            return self
+        for action in [*self.actions, *self.actions_on_trigger]:
+            if not isinstance(action, RunDeployment):
+                continue
+            deployment = action.deployment_id or "00000000-0000-4000-8000-000000000000"
+            for state in ("Scheduled", "Pending", "Running"):
+                probe = Event(
+                    event=f"prefect.flow-run.{state}",
+                    resource={RESOURCE_ID: "prefect.flow-run.00000000-0000-4000-8000-000000000001"},
+                    related=[
+                        {
+                            RESOURCE_ID: f"prefect.deployment.{deployment}",
+                            RESOURCE_ROLE: "deployment",
+                        }
+                    ],
+                )
+                if self.trigger.covers(probe):
+                    which = (
+                        "the inferred deployment"
+                        if action.deployment_id is None
+                        else (f"deployment {deployment}")
+                    )
+                    raise ValueError(
+                        f"this automation would trigger itself forever: each run of {which} "
+                        f"emits prefect.flow-run.{state}, which its Reactive trigger matches. "
+                        "Narrow match/match_related so that runs of that deployment do not "
+                        "match, or choose the deployment instead of inferring it."
+                    )
+        return self
 
 
 class Automation(AutomationCore):

@@ -161,3 +161,50 @@ def test_event_rules() -> None:
         {"event": "x", "resource": {"prefect.resource.id": "r"}, "occurred": "2026-01-01T10:00:00"}
     )
     assert naive.occurred == datetime.fromisoformat("2026-01-01T10:00:00+00:00")
+
+
+def test_prefect_actions_need_a_target_rule_and_endless_loops_are_refused() -> None:
+    deployment = "6f1c0d1e-0000-4000-8000-00000000000d"
+    run_selected = {"type": "run-deployment", "source": "selected", "deployment_id": deployment}
+    assert error_locations(core(actions=[{"type": "run-deployment"}]))  # selected needs an id
+    assert error_locations(
+        core(
+            actions=[
+                {"type": "pause-work-queue", "source": "inferred", "work_queue_id": deployment}
+            ]
+        )
+    )
+    assert error_locations(core(actions=[{"type": "change-flow-run-state", "state": "NOPE"}]))
+    # Reactive on every flow run's Running: the deployment's own runs would trigger it forever.
+    endless = core(
+        trigger={"posture": "Reactive", "expect": ["prefect.flow-run.Running"]},
+        actions=[run_selected],
+    )
+    with pytest.raises(ValidationError, match="trigger itself forever"):
+        AutomationCore.model_validate(endless)
+    inferred = core(
+        trigger={"posture": "Reactive", "expect": ["prefect.flow-run.*"]},
+        actions=[{"type": "run-deployment", "source": "inferred"}],
+    )
+    with pytest.raises(ValidationError, match="inferred deployment"):
+        AutomationCore.model_validate(inferred)
+    # Narrowed to other runs, on Failed only, or Proactive: fine.
+    AutomationCore.model_validate(
+        core(
+            trigger={"posture": "Reactive", "expect": ["prefect.flow-run.Failed"]},
+            actions=[run_selected],
+        )
+    )
+    AutomationCore.model_validate(
+        core(
+            trigger={
+                "posture": "Reactive",
+                "expect": ["prefect.flow-run.Running"],
+                "match_related": {"prefect.resource.role": "flow", "prefect.resource.name": "etl"},
+            },
+            actions=[run_selected],
+        )
+    )
+    AutomationCore.model_validate(
+        core(trigger={**endless["trigger"], "posture": "Proactive"}, actions=[run_selected])  # type: ignore[dict-item]
+    )

@@ -1,0 +1,286 @@
+"""Prefect as the orchestrator: the actions on a real `prefect server start`, end to end."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from automations.prefect_hooks import state_event
+from tests.prefect_server import PrefectServer, running_prefect_server
+from tests.stack import Stack, running_stack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def prefect() -> Iterator[PrefectServer]:
+    with running_prefect_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(prefect: PrefectServer) -> Iterator[Stack]:
+    with running_stack(extra_env={"PREFECT_API_URL": prefect.api_url}) as running:
+        yield running
+
+
+@pytest.fixture
+def api(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.sync_client() as client:
+        yield client
+
+
+@pytest.fixture
+def orchestrator(prefect: PrefectServer) -> Iterator[httpx.Client]:
+    with prefect.client() as client:
+        yield client
+
+
+def create(api: httpx.Client, **fields: Any) -> dict[str, Any]:
+    response = api.post("/automations/", json={"name": f"prefect {uuid.uuid4()}", **fields})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def deployment(orchestrator: httpx.Client, name: str) -> tuple[str, str]:
+    """A flow and a deployment of it (no worker needed: runs stay Scheduled)."""
+    flow = orchestrator.post("/flows/", json={"name": f"{name}-flow"}).json()
+    made = orchestrator.post("/deployments/", json={"name": name, "flow_id": flow["id"]})
+    assert made.status_code in (200, 201), made.text
+    return flow["id"], made.json()["id"]
+
+
+def flow_run(orchestrator: httpx.Client, deployment_id: str, state: str) -> dict[str, Any]:
+    run = orchestrator.post(f"/deployments/{deployment_id}/create_flow_run", json={}).json()
+    changed = orchestrator.post(
+        f"/flow_runs/{run['id']}/set_state", json={"state": {"type": state}, "force": True}
+    )
+    assert changed.json()["status"] == "ACCEPT", changed.text
+    return orchestrator.get(f"/flow_runs/{run['id']}").json()
+
+
+class _Run:
+    """What a Prefect state hook receives, built from the REST answer."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.__dict__.update(data)
+
+
+class _State:
+    def __init__(self, name: str) -> None:
+        self.name, self.type, self.message = name, name.upper(), ""
+
+
+def hook_event(run: dict[str, Any], state: str) -> dict[str, Any]:
+    return state_event(_Run({"name": "flow"}), _Run(run), _State(state))
+
+
+def eventually(check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def state_of(orchestrator: httpx.Client, run_id: str) -> str:
+    return orchestrator.get(f"/flow_runs/{run_id}").json()["state"]["type"]
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def test_a_stuck_run_is_cancelled_and_one_that_completes_is_not(
+    api: httpx.Client, orchestrator: httpx.Client
+) -> None:
+    _, deployment_id = deployment(orchestrator, f"stuck-{uuid.uuid4().hex[:6]}")
+    stuck = flow_run(orchestrator, deployment_id, "RUNNING")
+    healthy = flow_run(orchestrator, deployment_id, "RUNNING")
+    create(
+        api,
+        trigger={
+            "posture": "Proactive",
+            "after": ["prefect.flow-run.Running"],
+            "expect": [
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Crashed",
+            ],
+            "for_each": ["prefect.resource.id"],
+            "match_related": {"prefect.resource.id": f"prefect.deployment.{deployment_id}"},
+            "within": 10,
+        },
+        actions=[{"type": "cancel-flow-run"}],
+    )
+    api.post("/events", json=[hook_event(stuck, "Running"), hook_event(healthy, "Running")])
+    time.sleep(3)
+    orchestrator.post(
+        f"/flow_runs/{healthy['id']}/set_state",
+        json={"state": {"type": "COMPLETED"}, "force": True},
+    )
+    api.post("/events", json=[hook_event(healthy, "Completed")])
+
+    assert eventually(lambda: state_of(orchestrator, stuck["id"]) in {"CANCELLING", "CANCELLED"})
+    time.sleep(1)
+    assert state_of(orchestrator, healthy["id"]) == "COMPLETED"
+
+
+def test_a_failed_flow_run_runs_the_clean_up_deployment_once_with_templated_parameters(
+    prefect: PrefectServer, stack: Stack, api: httpx.Client, orchestrator: httpx.Client
+) -> None:
+    flow_name = f"nightly-etl-{uuid.uuid4().hex[:6]}"
+    _, cleanup = deployment(orchestrator, f"cleanup-{uuid.uuid4().hex[:6]}")
+    automation = create(
+        api,
+        trigger={
+            "posture": "Reactive",
+            "expect": ["prefect.flow-run.Failed"],
+            "match_related": {"prefect.resource.role": "flow", "prefect.resource.name": flow_name},
+        },
+        actions=[
+            {
+                "type": "run-deployment",
+                "source": "selected",
+                "deployment_id": cleanup,
+                "parameters": {"failed_run": "{{ event.resource.id }}", "flow": "{{ flow.name }}"},
+            }
+        ],
+    )
+    # A real flow, run in Prefect's venv, fails; its on_failure hook (our helper) sends the event.
+    result = prefect.run_python(
+        "import os\n"
+        f"os.environ['AUTOMATIONS_API_URL'] = {stack.api_url!r}\n"
+        "from prefect import flow\n"
+        "from automations.prefect_hooks import send_state_event\n"
+        f"@flow(name={flow_name!r}, on_failure=[send_state_event])\n"
+        "def etl():\n"
+        "    raise ValueError('boom')\n"
+        "state = etl(return_state=True)\n"
+        "print(state.state_details.flow_run_id)\n"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    failed_run = result.stdout.strip().splitlines()[-1]
+
+    def cleanup_runs() -> list[dict[str, Any]]:
+        body = {"flow_runs": {"deployment_id": {"any_": [cleanup]}}}
+        return orchestrator.post("/flow_runs/filter", json=body).json()
+
+    runs = eventually(cleanup_runs)
+    assert [r["parameters"] for r in runs] == [
+        {"failed_run": f"prefect.flow-run.{failed_run}", "flow": flow_name}
+    ]
+    recent = api.get(f"/automations/{automation['id']}/status").json()["stats"]["recent"]
+    assert recent[0]["actions"][0]["status"] == "executed"
+    time.sleep(2)
+    assert len(cleanup_runs()) == 1  # once
+
+
+def test_an_unhealthy_work_queue_is_paused_then_resumed_on_resolve(
+    api: httpx.Client, orchestrator: httpx.Client
+) -> None:
+    pool = f"pool-{uuid.uuid4().hex[:6]}"
+    assert orchestrator.post(
+        "/work_pools/", json={"name": pool, "type": "process"}
+    ).status_code in (200, 201)
+    queue = orchestrator.post(f"/work_pools/{pool}/queues", json={"name": "critical"}).json()
+    queue_resource = {
+        "prefect.resource.id": f"prefect.work-queue.{queue['id']}",
+        "prefect.resource.name": "critical",
+    }
+    create(
+        api,
+        trigger={
+            "posture": "Proactive",
+            "after": ["prefect.work-queue.not-ready"],
+            "expect": ["prefect.work-queue.ready"],
+            "for_each": ["prefect.resource.id"],
+            "match": {"prefect.resource.id": queue_resource["prefect.resource.id"]},
+            "within": 10,
+        },
+        actions=[{"type": "pause-work-queue", "source": "inferred"}],
+        actions_on_resolve=[{"type": "resume-work-queue", "source": "inferred"}],
+    )
+
+    def paused() -> bool:
+        return orchestrator.get(f"/work_queues/{queue['id']}").json()["is_paused"]
+
+    not_ready = {
+        "id": str(uuid.uuid4()),
+        "event": "prefect.work-queue.not-ready",
+        "resource": queue_resource,
+    }
+    api.post("/events", json=[not_ready])
+    assert eventually(paused)
+    ready = {
+        "id": str(uuid.uuid4()),
+        "event": "prefect.work-queue.ready",
+        "resource": queue_resource,
+    }
+    api.post("/events", json=[ready])
+    assert eventually(lambda: not paused())
+
+
+def test_pause_and_resume_a_selected_deployment_schedule(
+    api: httpx.Client, orchestrator: httpx.Client
+) -> None:
+    _, deployment_id = deployment(orchestrator, f"scheduled-{uuid.uuid4().hex[:6]}")
+    pause, resume = f"ops.pause.{uuid.uuid4()}", f"ops.resume.{uuid.uuid4()}"
+    target = {"source": "selected", "deployment_id": deployment_id}
+    create(
+        api,
+        trigger={"posture": "Reactive", "expect": [pause]},
+        actions=[{"type": "pause-deployment", **target}],
+    )
+    create(
+        api,
+        trigger={"posture": "Reactive", "expect": [resume]},
+        actions=[{"type": "resume-deployment", **target}],
+    )
+
+    def paused() -> bool:
+        return orchestrator.get(f"/deployments/{deployment_id}").json()["paused"]
+
+    api.post("/events", json=[{"event": pause, "resource": {"prefect.resource.id": "ops.console"}}])
+    assert eventually(paused)
+    api.post(
+        "/events", json=[{"event": resume, "resource": {"prefect.resource.id": "ops.console"}}]
+    )
+    assert eventually(lambda: not paused())
+
+
+def test_an_action_without_a_target_fails_with_a_reason(api: httpx.Client) -> None:
+    name = f"prefect.flow-run.Orphan{uuid.uuid4().hex[:6]}"
+    automation = create(
+        api,
+        trigger={"posture": "Reactive", "expect": [name]},
+        actions=[{"type": "cancel-flow-run"}],
+    )
+    api.post(
+        "/events", json=[{"event": name, "resource": {"prefect.resource.id": "not.a.flow.run"}}]
+    )
+
+    def failed() -> dict[str, Any] | None:
+        recent = api.get(f"/automations/{automation['id']}/status").json()["stats"]["recent"]
+        actions = recent[0]["actions"] if recent else []
+        return actions[0] if actions and actions[0]["status"] == "failed" else None
+
+    action = eventually(failed)
+    assert action and "no flow-run could be inferred" in action["detail"]
+
+
+def test_a_self_triggering_run_deployment_automation_is_refused(api: httpx.Client) -> None:
+    refused = api.post(
+        "/automations/",
+        json={
+            "name": "endless",
+            "trigger": {"posture": "Reactive", "expect": ["prefect.flow-run.*"]},
+            "actions": [{"type": "run-deployment", "source": "inferred"}],
+        },
+    )
+    assert refused.status_code == 422 and "trigger itself forever" in refused.text
