@@ -153,6 +153,37 @@ def api(
     )
 
 
+bridge_app = typer.Typer(help="Forward an orchestrator's events into the automations.")
+app.add_typer(bridge_app, name="bridge")
+
+
+@bridge_app.command("prefect")
+def bridge_prefect(
+    prefect_api_url: Annotated[
+        str, typer.Option(envvar="PREFECT_API_URL", help="the Prefect server's API")
+    ],
+    prefix: Annotated[
+        list[str] | None, typer.Option(help="event name prefixes to forward (default: prefect.)")
+    ] = None,
+) -> None:
+    """Subscribe to a Prefect server's event stream and forward it to this API (API_URL)."""
+    from automations.bridge import PrefectBridge
+
+    _logging()
+    settings = get_settings()
+    token = settings.prefect_api_key or settings.prefect_api_auth_string
+    bridge = PrefectBridge(
+        prefect_api_url,
+        settings.api_url,
+        prefect_token=token.get_secret_value() if token else None,
+        automations_api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        event_prefixes=prefix,
+    )
+    typer.echo(f"forwarding {bridge.socket_url} -> {bridge.events_url}")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(bridge.run())
+
+
 def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version

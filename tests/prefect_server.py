@@ -47,6 +47,8 @@ class PrefectServer:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_ENABLED": "false",
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+            # Persist events quickly, so a bridge that reconnects can backfill them at once.
+            "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5",
             "PYTHONPATH": str(ROOT),  # flows run in the Prefect venv can import our hook helper
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from automations.devserver import die_with_parent
 from automations.prefect_hooks import state_event
-from tests.prefect_server import PrefectServer, running_prefect_server
+from tests.prefect_server import ROOT, PrefectServer, running_prefect_server
 from tests.stack import Stack, running_stack
+from tests.support import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -284,3 +289,65 @@ def test_a_self_triggering_run_deployment_automation_is_refused(api: httpx.Clien
         },
     )
     assert refused.status_code == 422 and "trigger itself forever" in refused.text
+
+
+# --------------------------------------------------------------------------- the bridge
+
+
+def start_bridge(prefect: PrefectServer, stack: Stack, log: Any) -> subprocess.Popen[bytes]:
+    env = {**stack.env, "PREFECT_API_URL": prefect.api_url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "automations.cli", "bridge", "prefect"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+    )  # fmt: skip
+
+
+def test_the_bridge_carries_prefects_own_events_and_resumes_without_loss_or_duplicates(
+    prefect: PrefectServer,
+    stack: Stack,
+    api: httpx.Client,
+    orchestrator: httpx.Client,
+    tmp_path: Path,
+) -> None:
+    _, deployment_id = deployment(orchestrator, f"bridged-{uuid.uuid4().hex[:6]}")
+    with Receiver() as receiver:
+        create(
+            api,
+            trigger={
+                "posture": "Reactive",
+                "expect": ["prefect.flow-run.Completed"],
+                "for_each": ["prefect.resource.id"],
+                "match_related": {"prefect.resource.id": f"prefect.deployment.{deployment_id}"},
+            },
+            actions=[
+                {
+                    "type": "call-webhook",
+                    "url": f"{receiver.url}/bridged",
+                    "payload": "{{ event.resource.id }}",
+                }
+            ],
+        )
+        log = (tmp_path / "bridge.log").open("ab")
+        bridge = start_bridge(prefect, stack, log)
+        try:
+            time.sleep(4)  # subscribed
+            first = flow_run(orchestrator, deployment_id, "COMPLETED")  # Prefect emits the event
+            assert [c.body.decode() for c in receiver.wait_for(1, "/bridged", timeout=30)] == [
+                f"prefect.flow-run.{first['id']}"
+            ]
+
+            bridge.kill()  # a crash: the next event happens while nobody listens
+            bridge.wait()
+            second = flow_run(orchestrator, deployment_id, "COMPLETED")
+            time.sleep(2)
+            bridge = start_bridge(prefect, stack, log)
+            calls = receiver.wait_for(2, "/bridged", timeout=40)
+            time.sleep(3)  # a replay of `first` would show up by now
+            calls = receiver.requests_snapshot("/bridged")
+            assert sorted(c.body.decode() for c in calls) == sorted(
+                [f"prefect.flow-run.{first['id']}", f"prefect.flow-run.{second['id']}"]
+            ), (tmp_path / "bridge.log").read_text()[-2000:]
+        finally:
+            bridge.kill()
+            bridge.wait()
+            log.close()
