@@ -54,8 +54,9 @@ class AutomationFilter(Lenient):
 
 
 class AutomationFilterRequest(Lenient):
-    sort: AutomationSort = AutomationSort.NAME_ASC
-    offset: int = Field(0, ge=0)
+    # Prefect's client sends `"sort": null`; null means the default.
+    sort: AutomationSort | None = AutomationSort.NAME_ASC
+    offset: int | None = Field(0, ge=0)
     limit: int | None = Field(None, ge=0, le=1000)
     automations: AutomationFilter | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from automations.devserver import die_with_parent
 from automations.prefect_hooks import state_event
-from tests.prefect_server import ROOT, PrefectServer, running_prefect_server
+from tests.prefect_server import PREFECT_VENV, ROOT, PrefectServer, running_prefect_server
 from tests.stack import Stack, running_stack
 from tests.support import Receiver
 
@@ -351,3 +352,65 @@ def test_the_bridge_carries_prefects_own_events_and_resumes_without_loss_or_dupl
             bridge.kill()
             bridge.wait()
             log.close()
+
+
+# --------------------------------------------------------------------------- Prefect's clients
+
+
+def test_prefects_own_cli_and_automation_class_work_against_our_api(
+    prefect: PrefectServer, stack: Stack, api: httpx.Client, tmp_path: Path
+) -> None:
+    """Prefect's CLI and Python client, unchanged, with PREFECT_API_URL pointed at us."""
+    name = f"from-prefect-{uuid.uuid4().hex[:6]}"
+    spec = tmp_path / "automation.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "name": name,
+                "trigger": {"type": "event", "posture": "Reactive", "expect": ["ops.ping"]},
+                "actions": [{"type": "do-nothing"}],
+            }
+        )
+    )
+    env = {**prefect.env, "PREFECT_API_URL": stack.api_url}
+
+    def cli(*args: str) -> str:
+        result = subprocess.run(
+            [str(PREFECT_VENV / "bin" / "prefect"), *args],
+            env=env, capture_output=True, text=True, input="y\n", timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+        return result.stdout
+
+    assert "Created automation" in cli("automation", "create", "-f", str(spec))
+    assert name in cli("automation", "ls")
+    assert "ops.ping" in cli("automation", "inspect", name)
+    (created,) = api.post(
+        "/automations/filter", json={"automations": {"name": {"any_": [name]}}}
+    ).json()
+    cli("automation", "pause", name)
+    assert api.get(f"/automations/{created['id']}").json()["enabled"] is False
+    cli("automation", "resume", name)
+    assert api.get(f"/automations/{created['id']}").json()["enabled"] is True
+    cli("automation", "delete", name)
+    assert api.get(f"/automations/{created['id']}").status_code == 404
+
+    script = (
+        "from prefect.automations import Automation\n"
+        "from prefect.events.actions import DoNothing\n"
+        "from prefect.events.schemas.automations import EventTrigger, Posture\n"
+        f"made = Automation(name={name + '-py'!r}, trigger=EventTrigger(expect={{'ops.x'}},"
+        " posture=Posture.Reactive), actions=[DoNothing()]).create()\n"
+        "read = Automation.read(id=made.id)\n"
+        "read.disable()\n"
+        "assert Automation.read(id=made.id).enabled is False\n"
+        "read.enable()\n"
+        "print(made.id)\n"
+    )
+    result = subprocess.run(
+        [str(PREFECT_VENV / "bin" / "python"), "-c", script],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    made_id = result.stdout.strip().splitlines()[-1]
+    assert api.get(f"/automations/{made_id}").json()["enabled"] is True

@@ -70,10 +70,11 @@ async def filter_automations(
     """Header values of webhooks are masked here; read one automation to see them."""
     request = request or AutomationFilterRequest()
     selected = [a for a in store.all() if not request.automations or request.automations.matches(a)]
-    key, reverse = _SORT_KEYS[request.sort]
+    key, reverse = _SORT_KEYS[request.sort or AutomationSort.NAME_ASC]
     selected.sort(key=key, reverse=reverse)
-    end = None if request.limit is None else request.offset + request.limit
-    return [a.without_secrets() for a in selected[request.offset : end]]
+    offset = request.offset or 0
+    end = None if request.limit is None else offset + request.limit
+    return [a.without_secrets() for a in selected[offset:end]]
 
 
 @router.post("/count")
