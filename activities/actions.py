@@ -56,16 +56,23 @@ class ActionActivities:
         action = request.action
         assert isinstance(action, CallWebhook)
         (body,) = await self._render(request, action.payload)
-        await self._refuse_private_target(action.url)
+        url, method, extra_headers = action.url, action.method, action.headers
+        if action.block_document_id is not None:
+            block = await self.prefect.block_data(action.block_document_id)
+            url, method = block.get("url"), block.get("method", method)
+            extra_headers = {**(block.get("headers") or {}), **extra_headers}
+        if not url:
+            raise fail(f"block {action.block_document_id} has no url")
+        await self._refuse_private_target(url)
         headers = {
             "Idempotency-Key": request.idempotency_key,
             "User-Agent": "temporal-automations",
-            **action.headers,
+            **extra_headers,
         }
         if body.lstrip().startswith(("{", "[")):
             headers.setdefault("Content-Type", "application/json")
-        status, _ = await send(self.http, action.method, action.url, headers=headers, data=body)
-        return f"{action.method} {action.url} answered {status}"
+        status, _ = await send(self.http, method, url, headers=headers, data=body)
+        return f"{method} {url} answered {status}"
 
     async def _refuse_private_target(self, url: str) -> None:
         if self.settings.allow_private_webhooks:
@@ -90,13 +97,29 @@ class ActionActivities:
         action = request.action
         assert isinstance(action, SendNotification)
         subject, body = await self._render(request, action.subject, action.body)
+        urls = action.urls
+        if action.block_document_id is not None:
+            block = await self.prefect.block_data(action.block_document_id)
+            if not block.get("url"):
+                raise fail(f"block {action.block_document_id} has no url to notify")
+            urls = [block["url"]]
+            if not apprise.Apprise().add(block["url"]):
+                # A plain HTTP endpoint (Prefect's Webhook block): POST the message as JSON.
+                await self._refuse_private_target(block["url"])
+                headers = {
+                    "Idempotency-Key": request.idempotency_key,
+                    **(block.get("headers") or {}),
+                }
+                message = {"subject": subject, "body": body}
+                await send(self.http, "POST", block["url"], json=message, headers=headers)
+                return "notified 1 target(s)"
         notifier = apprise.Apprise()
-        for url in action.urls:
+        for url in urls:
             if not notifier.add(url):
                 raise fail(f"not a notification URL apprise understands: {_scheme(url)}://…")
         if not await notifier.async_notify(body=body, title=subject):
             raise RuntimeError("the notification service did not accept the message")  # retried
-        return f"notified {len(action.urls)} target(s)"
+        return f"notified {len(urls)} target(s)"
 
     # ------------------------------------------------------------------ automations
 

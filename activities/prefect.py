@@ -68,6 +68,13 @@ class PrefectClient:
                 raise fail(f"{what} not found in Prefect ({path})") from error
             raise
 
+    async def block_data(self, block_document_id: UUID) -> dict[str, Any]:
+        """A block document's fields, secrets included (a webhook's URL and headers)."""
+        document = await self.get(
+            "block document", f"/block_documents/{block_document_id}?include_secrets=true"
+        )
+        return document.get("data") or {}
+
     async def template_objects(
         self, request: ActionRequest, templates: list[str]
     ) -> dict[str, Any]:

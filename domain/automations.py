@@ -126,13 +126,21 @@ HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 class CallWebhook(Strict):
-    """POST (or `method`) the rendered `payload` template to `url`."""
+    """POST (or `method`) the rendered `payload` template to `url`, or to the URL of a
+    Prefect Webhook block (`block_document_id`, with its method and headers)."""
 
     type: Literal["call-webhook"] = "call-webhook"
-    url: str = Field(pattern=r"^https?://", max_length=2048)
+    url: str | None = Field(None, pattern=r"^https?://", max_length=2048)
+    block_document_id: UUID | None = None
     method: HttpMethod = "POST"
     headers: dict[str, str] = Field(default_factory=dict)
     payload: str = ""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CallWebhook:
+        if (self.url is None) == (self.block_document_id is None):
+            raise ValueError("give either url or block_document_id")
+        return self
 
 
 DEFAULT_SUBJECT = "Automation {{ automation.name }} was {{ firing.state }}"
@@ -144,23 +152,33 @@ DEFAULT_BODY = (
 
 
 class SendNotification(Strict):
-    """Send `subject` and `body` (templates) to one or more apprise URLs."""
+    """Send `subject` and `body` (templates) to one or more apprise URLs, or through a
+    Prefect notification block (`block_document_id`)."""
 
     type: Literal["send-notification"] = "send-notification"
-    url: str | list[str]
+    url: str | list[str] | None = None
+    block_document_id: UUID | None = None
     subject: str = DEFAULT_SUBJECT
     body: str = DEFAULT_BODY
 
     @property
     def urls(self) -> list[str]:
+        if self.url is None:
+            return []
         return [self.url] if isinstance(self.url, str) else list(self.url)
 
     @field_validator("url")
     @classmethod
-    def _some_url(cls, value: str | list[str]) -> str | list[str]:
-        if not value:
+    def _some_url(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None and not value:
             raise ValueError("at least one notification URL is needed")
         return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SendNotification:
+        if (self.url is None) == (self.block_document_id is None):
+            raise ValueError("give either url or block_document_id")
+        return self
 
 
 class TargetedAction(Strict):

@@ -414,3 +414,96 @@ def test_prefects_own_cli_and_automation_class_work_against_our_api(
     assert result.returncode == 0, result.stderr[-2000:]
     made_id = result.stdout.strip().splitlines()[-1]
     assert api.get(f"/automations/{made_id}").json()["enabled"] is True
+
+
+def test_flow_run_and_work_pool_actions(api: httpx.Client, orchestrator: httpx.Client) -> None:
+    _, deployment_id = deployment(orchestrator, f"states-{uuid.uuid4().hex[:6]}")
+    run = flow_run(orchestrator, deployment_id, "RUNNING")
+    marks = {verb: f"ops.{verb}.{uuid.uuid4().hex[:6]}" for verb in ("fail", "suspend", "resume")}
+    create(
+        api,
+        trigger={"posture": "Reactive", "expect": [marks["fail"]]},
+        actions=[
+            {
+                "type": "change-flow-run-state",
+                "state": "FAILED",
+                "message": "by hand",
+                "force": True,
+            }
+        ],
+    )
+    create(
+        api,
+        trigger={"posture": "Reactive", "expect": [marks["suspend"]]},
+        actions=[{"type": "suspend-flow-run"}],
+    )
+    create(
+        api,
+        trigger={"posture": "Reactive", "expect": [marks["resume"]]},
+        actions=[{"type": "resume-flow-run"}],
+    )
+    run_resource = {"prefect.resource.id": f"prefect.flow-run.{run['id']}"}
+
+    api.post("/events", json=[{"event": marks["suspend"], "resource": run_resource}])
+    assert eventually(lambda: state_of(orchestrator, run["id"]) == "PAUSED")
+    assert orchestrator.get(f"/flow_runs/{run['id']}").json()["state"]["name"] == "Suspended"
+    api.post("/events", json=[{"event": marks["resume"], "resource": run_resource}])
+    assert eventually(lambda: state_of(orchestrator, run["id"]) != "PAUSED")
+    api.post("/events", json=[{"event": marks["fail"], "resource": run_resource}])
+    assert eventually(lambda: state_of(orchestrator, run["id"]) == "FAILED")
+
+    pool = orchestrator.post(
+        "/work_pools/", json={"name": f"pool-{uuid.uuid4().hex[:6]}", "type": "process"}
+    ).json()
+    pool_resource = {"prefect.resource.id": f"prefect.work-pool.{pool['id']}"}
+    create(
+        api,
+        trigger={
+            "posture": "Reactive",
+            "expect": ["prefect.work-pool.not-ready"],
+            "match": pool_resource,
+        },
+        actions=[{"type": "pause-work-pool", "source": "inferred"}],
+        actions_on_resolve=[{"type": "resume-work-pool", "source": "inferred"}],
+    )
+    api.post("/events", json=[{"event": "prefect.work-pool.not-ready", "resource": pool_resource}])
+    assert eventually(lambda: orchestrator.get(f"/work_pools/{pool['name']}").json()["is_paused"])
+
+
+def test_webhook_and_notification_through_prefect_blocks(
+    prefect: PrefectServer, api: httpx.Client
+) -> None:
+    with Receiver() as receiver:
+        script = (
+            "from prefect.blocks.webhook import Webhook\n"
+            "for path in ('hook', 'notify'):\n"
+            f"    block = Webhook(url={receiver.url!r} + '/block-' + path, method='POST',"
+            " headers={'X-From': 'block'})\n"
+            f"    print(block.save('b-' + path + '-{uuid.uuid4().hex[:6]}'))\n"
+        )
+        result = prefect.run_python(script)
+        assert result.returncode == 0, result.stderr[-2000:]
+        hook_block, notify_block = result.stdout.split()[-2:]
+        name = f"ops.blocks.{uuid.uuid4().hex[:6]}"
+        create(
+            api,
+            trigger={"posture": "Reactive", "expect": [name]},
+            actions=[
+                {
+                    "type": "call-webhook",
+                    "block_document_id": hook_block,
+                    "payload": "{{ event.event }}",
+                },
+                {
+                    "type": "send-notification",
+                    "block_document_id": notify_block,
+                    "subject": "s",
+                    "body": "{{ event.event }}",
+                },
+            ],
+        )
+        api.post("/events", json=[{"event": name, "resource": {"prefect.resource.id": "ops"}}])
+        (hook,) = receiver.wait_for(1, "/block-hook", timeout=20)
+        assert hook.body.decode() == name and hook.headers["X-From"] == "block"
+        (note,) = receiver.wait_for(1, "/block-notify", timeout=20)
+        assert note.json == {"subject": "s", "body": name}

@@ -51,7 +51,7 @@ function hostOf(url) {
 export function describeAction(action) {
   switch (action.type) {
     case "call-webhook":
-      return `Call webhook ${action.method || "POST"} ${hostOf(action.url)}`;
+      return action.url ? `Call webhook ${action.method || "POST"} ${hostOf(action.url)}` : "Call a Prefect webhook block";
     case "send-notification":
       return "Send a notification";
     case "pause-automation":
