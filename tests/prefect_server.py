@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from automations.devserver import die_with_parent, free_port
+from automations.devserver import die_with_parent, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFECT_VENV = ROOT / ".prefect-venv"
@@ -87,14 +87,7 @@ class PrefectServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=20)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,13 @@ from pathlib import Path
 
 import httpx
 
-from automations.devserver import DevServer, die_with_parent, free_port, wait_for_port
+from automations.devserver import (
+    DevServer,
+    die_with_parent,
+    free_port,
+    stop_process,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +67,7 @@ class Stack:
             self.worker = None
 
     def stop_worker(self) -> None:
-        _stop(self.worker)
+        stop_process(self.worker)
         self.worker = None
 
     def start_api(self) -> None:
@@ -71,7 +76,7 @@ class Stack:
             raise RuntimeError(f"the API did not start:\n{self.log_tail('api')}")
 
     def restart_api(self) -> None:
-        _stop(self.api)
+        stop_process(self.api)
         self.start_api()
         self.wait_healthy()
 
@@ -110,20 +115,9 @@ class Stack:
 
     def stop(self) -> None:
         for process in (self.api, self.worker):
-            _stop(process)
+            stop_process(process)
         self.api = self.worker = None
         self.server.stop()
-
-
-def _stop(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @contextlib.contextmanager

@@ -120,13 +120,7 @@ class Receiver:
         self, count: int, path: str | None = None, timeout: float = 10.0
     ) -> list[ReceivedRequest]:
         """`wait_for` for tests that run a worker in their own event loop: never blocks it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.requests_snapshot(path)
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.02)
-        return self.requests_snapshot(path)
+        return await asyncio.to_thread(self.wait_for, count, path, timeout)
 
     def lifecycle_events(self) -> list[dict[str, Any]]:
         """Every event POSTed to .../events (the sink role)."""

@@ -18,7 +18,7 @@ from automations.devserver import die_with_parent
 from automations.prefect_hooks import state_event
 from tests.prefect_server import PREFECT_VENV, ROOT, PrefectServer, running_prefect_server
 from tests.stack import Stack, running_stack
-from tests.support import Receiver
+from tests.support import STUCK_TRIGGER, Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -111,14 +111,7 @@ def test_a_stuck_run_is_cancelled_and_one_that_completes_is_not(
     create(
         api,
         trigger={
-            "posture": "Proactive",
-            "after": ["prefect.flow-run.Running"],
-            "expect": [
-                "prefect.flow-run.Completed",
-                "prefect.flow-run.Failed",
-                "prefect.flow-run.Crashed",
-            ],
-            "for_each": ["prefect.resource.id"],
+            **STUCK_TRIGGER,
             "match_related": {"prefect.resource.id": f"prefect.deployment.{deployment_id}"},
             "within": 10,
         },
