@@ -27,7 +27,8 @@ from domain.automations import (
 from domain.targets import NoTarget, infer_target_id, target_id
 from domain.templates import TemplateRenderError, action_context, render, template_variables
 
-# Objects a template may name, fetched from Prefect only when a template uses them.
+# Objects a template may name, fetched from Prefect only when a template uses them
+# (`flow` through the flow run, `work_pool` by a filter on its id).
 PREFECT_OBJECTS = {
     "flow_run": ("flow-run", "/flow_runs/{}"),
     "deployment": ("deployment", "/deployments/{}"),
@@ -82,11 +83,11 @@ class PrefectClient:
         used: set[str] = set()
         for template in templates:
             used |= template_variables(template)
-        wanted = used & PREFECT_OBJECTS.keys()
+        wanted = used & {*PREFECT_OBJECTS, "work_pool"}
         if not wanted or not self.configured:
             return {}
         objects: dict[str, Any] = {}
-        for name in sorted(wanted - {"flow"}):
+        for name in sorted(wanted - {"flow", "work_pool"}):
             kind, path = PREFECT_OBJECTS[name]
             try:
                 objects[name] = await self.get(
@@ -103,7 +104,20 @@ class PrefectClient:
                 except NoTarget:
                     flow_id = None
             objects["flow"] = await self.get("flow", f"/flows/{flow_id}") if flow_id else None
+        if "work_pool" in wanted:
+            objects["work_pool"] = await self.work_pool(request)
         return objects
+
+    async def work_pool(self, request: ActionRequest) -> dict[str, Any] | None:
+        """Work pools are addressed by name in Prefect's API; events name them by id."""
+        try:
+            pool_id = infer_target_id("work-pool", request.firing)
+        except NoTarget:
+            return None
+        found = await self.call(
+            "POST", "/work_pools/filter", {"work_pools": {"id": {"any_": [str(pool_id)]}}}
+        )
+        return found[0] if found else None
 
 
 def render_all(value: Any, context: dict[str, Any]) -> Any:
