@@ -361,9 +361,19 @@ def test_the_bridge_carries_prefects_own_events_and_resumes_without_loss_or_dupl
 
 
 def test_prefects_own_cli_and_automation_class_work_against_our_api(
+    prefect: PrefectServer, tmp_path: Path
+) -> None:
+    """Prefect's CLI and Python client, unchanged, with PREFECT_API_URL pointed at us.
+
+    A stack of its own: Prefect's client parses every listed automation with Prefect's schema,
+    which has no `url` form of call-webhook / send-notification (README, "Known limits")."""
+    with running_stack() as stack, stack.sync_client() as api:
+        check_prefect_clients(prefect, stack, api, tmp_path)
+
+
+def check_prefect_clients(
     prefect: PrefectServer, stack: Stack, api: httpx.Client, tmp_path: Path
 ) -> None:
-    """Prefect's CLI and Python client, unchanged, with PREFECT_API_URL pointed at us."""
     name = f"from-prefect-{uuid.uuid4().hex[:6]}"
     spec = tmp_path / "automation.json"
     spec.write_text(
