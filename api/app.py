@@ -48,7 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(automations.router, prefix="/api", dependencies=protected)
     app.include_router(events.router, prefix="/api", dependencies=protected)
     app.include_router(page.router)
-    app.mount("/static", page.static_files, name="static")
 
     @app.exception_handler(AutomationNotFound)
     async def not_found(request: Request, error: AutomationNotFound) -> JSONResponse:

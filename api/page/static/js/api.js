@@ -1,7 +1,11 @@
-// The HTTP API, with the key the user typed (kept for this browser session only).
+// The HTTP API, with the key the user typed (kept in sessionStorage: this tab, this session).
 const KEY = "automations.apiKey";
 
-export class Unauthorized extends Error {}
+export class Unauthorized extends Error {
+  constructor() {
+    super("this server needs a valid API key");
+  }
+}
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -15,8 +19,13 @@ export function setApiKey(key) {
   sessionStorage.setItem(KEY, key);
 }
 
+export function hasApiKey() {
+  return sessionStorage.getItem(KEY) !== null;
+}
+
 export async function api(path, { method = "GET", body } = {}) {
-  const headers = { "Content-Type": "application/json" };
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const key = sessionStorage.getItem(KEY);
   if (key) headers.Authorization = `Bearer ${key}`;
   const response = await fetch(`/api${path}`, {
@@ -24,7 +33,10 @@ export async function api(path, { method = "GET", body } = {}) {
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (response.status === 401) throw new Unauthorized();
+  if (response.status === 401) {
+    sessionStorage.removeItem(KEY); // a wrong or revoked key: ask again
+    throw new Unauthorized();
+  }
   if (!response.ok) {
     let detail = response.statusText;
     try {

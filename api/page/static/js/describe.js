@@ -1,44 +1,5 @@
-// Triggers and actions in words, as the list and the detail view show them.
-const FLOW_RUN = "prefect.flow-run.";
-const WORK_QUEUE = "prefect.work-queue.";
-const DEPLOYMENT = "prefect.deployment.";
-
-export function duration(seconds) {
-  if (seconds >= 3600 && seconds % 3600 === 0) return `${seconds / 3600} h`;
-  if (seconds >= 60 && seconds % 60 === 0) return `${seconds / 60} min`;
-  return `${seconds} s`;
-}
-
-const all = (names, prefix) => names.length > 0 && names.every((n) => n.startsWith(prefix));
-const strip = (names, prefix) => names.map((n) => n.slice(prefix.length)).join(" or ");
-
-export function describeTrigger(trigger) {
-  const { posture, after, expect, within, threshold } = trigger;
-  if (posture === "Proactive" && all(after, FLOW_RUN)) {
-    return `When a flow run stays ${strip(after, FLOW_RUN)} for ${duration(within)}`;
-  }
-  if (posture === "Reactive" && all(expect, FLOW_RUN) && !after.length) {
-    return `When a flow run enters ${strip(expect, FLOW_RUN)}`;
-  }
-  if (posture === "Proactive" && all(after, WORK_QUEUE)) {
-    return `When a work queue stays ${strip(after, WORK_QUEUE)} for ${duration(within)}`;
-  }
-  if (all(expect, WORK_QUEUE) && !after.length) {
-    return `When a work queue becomes ${strip(expect, WORK_QUEUE)}`;
-  }
-  if (all(expect, DEPLOYMENT) && !after.length) {
-    return `When a deployment becomes ${strip(expect, DEPLOYMENT)}`;
-  }
-  const events = expect.length ? expect.join(", ") : "any event";
-  const since = after.length ? ` after ${after.join(", ")}` : "";
-  if (posture === "Proactive") {
-    return `When fewer than ${threshold} × ${events} arrive within ${duration(within)}${since}`;
-  }
-  const window = within ? ` within ${duration(within)}` : "";
-  return threshold > 1
-    ? `When ${threshold} × ${events} happen${window}${since}`
-    : `When ${events} happens${since}`;
-}
+// Automations in words, as the list and the detail view show them.
+export { describeTrigger, duration } from "./triggers.js";
 
 function hostOf(url) {
   try {
@@ -48,29 +9,51 @@ function hostOf(url) {
   }
 }
 
+// "slack://…" → "slack", "json://host:port/path" → "json://host:port": where, not the secrets.
+function service(url) {
+  const [scheme, rest = ""] = String(url).split("://");
+  const host = rest.split(/[/?#]/)[0].split("@").pop();
+  return ["json", "form", "xml", "jsons", "forms", "xmls"].includes(scheme) && host ? `${scheme}://${host}` : scheme;
+}
+
+const short = (id) => String(id ?? "").slice(0, 8);
+
+// "Pause deployment 1234abcd" or "Pause the deployment of the event".
+function targeted(verb, kind, action) {
+  return action.source === "inferred"
+    ? `${verb} the ${kind} of the event`
+    : `${verb} ${kind} ${short(action[`${kind.replace(" ", "_")}_id`])}`;
+}
+
 export function describeAction(action) {
   switch (action.type) {
     case "call-webhook":
       return action.url ? `Call webhook ${action.method || "POST"} ${hostOf(action.url)}` : "Call a Prefect webhook block";
-    case "send-notification":
-      return "Send a notification";
-    case "pause-automation":
-    case "resume-automation": {
-      const verb = action.type === "pause-automation" ? "Pause" : "Resume";
-      return action.source === "inferred"
-        ? `${verb} the automation in the event`
-        : `${verb} automation ${action.automation_id.slice(0, 8)}`;
+    case "send-notification": {
+      if (!action.url) return "Send a notification through a Prefect block";
+      const urls = Array.isArray(action.url) ? action.url : [action.url];
+      return `Send a notification to ${urls.map(service).join(", ")}`;
     }
-    case "do-nothing":
-      return "Do nothing";
-    default:
-      return action.type;
+    case "pause-automation": return targeted("Pause", "automation", action);
+    case "resume-automation": return targeted("Resume", "automation", action);
+    case "run-deployment": return targeted("Run", "deployment", action);
+    case "pause-deployment": return targeted("Pause", "deployment", action);
+    case "resume-deployment": return targeted("Resume", "deployment", action);
+    case "pause-work-queue": return targeted("Pause", "work queue", action);
+    case "resume-work-queue": return targeted("Resume", "work queue", action);
+    case "pause-work-pool": return targeted("Pause", "work pool", action);
+    case "resume-work-pool": return targeted("Resume", "work pool", action);
+    case "cancel-flow-run": return "Cancel the flow run";
+    case "suspend-flow-run": return "Suspend the flow run";
+    case "resume-flow-run": return "Resume the flow run";
+    case "change-flow-run-state": return `Set the flow run to ${action.state}`;
+    case "do-nothing": return "Do nothing";
+    default: return action.type;
   }
 }
 
 export function describeActions(automation) {
-  const all = [...automation.actions, ...automation.actions_on_trigger];
-  const parts = all.map(describeAction);
+  const parts = [...automation.actions, ...automation.actions_on_trigger].map(describeAction);
   if (automation.actions_on_resolve.length) {
     parts.push(`on resolve: ${automation.actions_on_resolve.map(describeAction).join(", ")}`);
   }
@@ -79,4 +62,14 @@ export function describeActions(automation) {
 
 export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "never";
+}
+
+// "3 min ago", for the list's "last fired".
+export function ago(iso) {
+  if (!iso) return "never";
+  const seconds = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  if (seconds < 60) return "just now";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return new Date(iso).toLocaleDateString();
 }

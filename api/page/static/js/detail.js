@@ -1,57 +1,117 @@
-// One automation: its definition, counters, recent firings, and a link to its workflow.
+// One automation: its definition, counters, recent firings (refreshed while shown), and a link
+// to its workflow in the Temporal Web UI.
 import { api } from "./api.js";
-import { describeActions, describeTrigger, when } from "./describe.js";
+import { describeAction, describeActions, describeTrigger, when } from "./describe.js";
 import { h } from "./dom.js";
+import { enabledSwitch } from "./list.js";
+
+const REFRESH_MS = 2000;
 
 function firingRow(firing) {
-  const key = Object.entries(firing.labels).map(([k, v]) => `${k}=${v}`).join(", ") || "—";
-  return h("tr", {},
-    h("td", {}, when(firing.occurred)),
+  // The for_each key: its values (the labels' names are in the tooltip).
+  const labels = Object.entries(firing.labels);
+  const key = labels.map(([, v]) => v || "\"\"").join(", ") || "—";
+  const keyTitle = labels.map(([k, v]) => `${k}=${v}`).join(", ") || "no for_each: one key";
+  return h("tr", { dataset: { firing: firing.id } },
+    h("td", {}, h("time", { datetime: firing.occurred }, when(firing.occurred))),
     h("td", {}, h("span", { class: `pill ${firing.state}` }, firing.state)),
-    h("td", {}, key),
+    h("td", { class: "key", title: keyTitle }, key),
     h("td", {}, firing.event_name
       ? [firing.event_name, h("div", { class: "hint" }, `${firing.event_resource_id ?? ""} · event ${firing.event_id.slice(0, 8)}`)]
-      : "— (deadline)"),
+      : "— (a deadline passed)"),
     h("td", {}, firing.actions.length
-      ? h("ul", {}, firing.actions.map((a) =>
-          h("li", {}, `${a.index + 1}. ${a.type} `, h("span", { class: `pill ${a.status}` }, a.status),
+      ? h("ol", { class: "results" }, firing.actions.map((a) =>
+          h("li", {}, `${a.type} `, h("span", { class: `pill ${a.status}` }, a.status),
             a.detail ? h("div", { class: "hint" }, a.detail) : null)))
       : "no actions"),
   );
 }
 
+function firingsSection(stats) {
+  return stats.recent.length
+    ? h("div", { class: "card scroll" }, h("table", { id: "firings" },
+        h("caption", { class: "visually-hidden" }, "Recent firings, newest first"),
+        h("thead", {}, h("tr", {}, ["When", "State", "Key", "Event", "Action results"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, [...stats.recent].reverse().map(firingRow))))
+    : h("p", { class: "card empty", id: "no-firings" }, "It has not fired yet. Firings show up here as they happen.");
+}
+
+function countersText(automation, status) {
+  const { stats } = status;
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  return [
+    `Fired ${plural(stats.firings, "time")}`,
+    `last fired ${when(stats.last_fired)}`,
+    `${plural(stats.events_received, "event")} received`,
+    `next deadline ${status.next_deadline ? when(status.next_deadline) : "none"}`,
+  ].join(" · ");
+}
+
+function actionGroups(automation) {
+  const group = (title, actions) => actions.length
+    ? [h("dt", {}, title), h("dd", {}, h("ol", {}, actions.map((a) => h("li", {}, describeAction(a)))))]
+    : [];
+  return h("dl", { class: "definition" },
+    h("dt", {}, "Trigger"), h("dd", {}, describeTrigger(automation.trigger)),
+    group("Actions", [...automation.actions, ...automation.actions_on_trigger]),
+    group("When it resolves", automation.actions_on_resolve));
+}
+
+// Returns a function that stops the refresh (called when the page leaves this view).
 export async function renderDetail(view, automationId, config) {
-  const [automation, status] = await Promise.all([
+  const [automation, first] = await Promise.all([
     api(`/automations/${automationId}`),
     api(`/automations/${automationId}/status`),
   ]);
+  const workflowId = `automation-${automation.id}`;
   const workflowUrl = config.temporal_ui_url
-    ? `${config.temporal_ui_url}/namespaces/${config.namespace}/workflows/automation-${automation.id}`
+    ? `${config.temporal_ui_url}/namespaces/${encodeURIComponent(config.namespace)}/workflows/${workflowId}`
     : null;
-  const stats = status.stats;
+  const counters = h("p", { class: "meta", id: "counters" }, countersText(automation, first));
+  let firings = firingsSection(first.stats);
+  let shown = JSON.stringify(first.stats.recent);
+
   view.replaceChildren(
     h("p", {}, h("a", { href: "#/" }, "← All automations")),
     h("div", { class: "row spread" },
       h("h1", {}, automation.name),
       h("div", { class: "row" },
-        workflowUrl ? h("a", { class: "button secondary", href: workflowUrl, target: "_blank", rel: "noopener", id: "workflow-link" },
-          "Open in Temporal Web UI") : null,
+        enabledSwitch(automation),
+        workflowUrl
+          ? h("a", { class: "button secondary", href: workflowUrl, target: "_blank", rel: "noopener", id: "workflow-link" }, "Open in Temporal Web UI")
+          : null,
         h("a", { class: "button", href: `#/edit/${automation.id}` }, "Edit"))),
     automation.description ? h("p", {}, automation.description) : null,
     h("div", { class: "card" },
-      h("p", {}, h("strong", {}, describeTrigger(automation.trigger)), " → ", describeActions(automation)),
-      h("p", { class: "meta" },
-        `${automation.enabled ? "On" : "Paused"} · fired ${stats.firings} time${stats.firings === 1 ? "" : "s"} · `,
-        `last fired ${when(stats.last_fired)} · ${stats.events_received} event${stats.events_received === 1 ? "" : "s"} received · `,
-        `next deadline ${status.next_deadline ? when(status.next_deadline) : "none"}`),
-      h("p", { class: "meta" }, `Workflow: automation-${automation.id}`)),
+      h("p", { class: "sentence" }, h("strong", {}, describeTrigger(automation.trigger)), " → ", describeActions(automation)),
+      counters,
+      h("p", { class: "meta" }, "Workflow ", h("code", {}, workflowId), ` in namespace ${config.namespace}`,
+        workflowUrl ? null : " (set TEMPORAL_UI_URL to link to the Temporal Web UI)")),
     h("h2", {}, "Recent firings"),
-    stats.recent.length
-      ? h("div", { class: "card" }, h("table", { id: "firings" },
-          h("thead", {}, h("tr", {}, ["When", "State", "Key", "Event", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
-          h("tbody", {}, [...stats.recent].reverse().map(firingRow))))
-      : h("p", { class: "card empty" }, "It has not fired yet."),
+    firings,
     h("h2", {}, "Definition"),
-    h("pre", { id: "definition" }, JSON.stringify(status.automation, null, 2)),
+    actionGroups(automation),
+    h("details", {}, h("summary", {}, "JSON"), h("pre", { id: "definition" }, JSON.stringify(first.automation, null, 2))),
   );
+
+  let stopped = false;
+  const refresh = async () => {
+    if (stopped || document.hidden) return;
+    try {
+      const status = await api(`/automations/${automationId}/status`);
+      if (stopped) return;
+      counters.textContent = countersText(automation, status);
+      const now = JSON.stringify(status.stats.recent);
+      if (now !== shown) {
+        shown = now;
+        const fresh = firingsSection(status.stats);
+        firings.replaceWith(fresh);
+        firings = fresh;
+      }
+    } catch {
+      // a missed refresh is retried at the next tick
+    }
+  };
+  const timer = setInterval(refresh, REFRESH_MS);
+  return () => { stopped = true; clearInterval(timer); };
 }

@@ -1,91 +1,120 @@
-// The list: every automation with its summary, counters, toggle and menu.
+// The list: every automation with its summary and counters, an on/paused switch, and a menu
+// (Copy ID, Edit, Delete).
 import { api } from "./api.js";
-import { describeActions, describeTrigger, when } from "./describe.js";
-import { h, toast } from "./dom.js";
+import { ago, describeActions, describeTrigger, when } from "./describe.js";
+import { copyText, h, toast } from "./dom.js";
 
 async function withStatus(automation) {
   try {
     const status = await api(`/automations/${automation.id}/status`);
     return { automation, stats: status.stats };
   } catch {
-    return { automation, stats: null };
+    return { automation, stats: null }; // counters unknown; the row still shows
   }
 }
 
-function confirmDelete(automation) {
+export function confirmDelete(automation) {
   const dialog = document.getElementById("confirm");
   document.getElementById("confirm-text").textContent =
-    `"${automation.name}" will stop and be removed. This cannot be undone.`;
+    `"${automation.name}" will stop and be removed, with its workflow. This cannot be undone.`;
   return new Promise((resolve) => {
+    dialog.returnValue = ""; // Escape keeps the last value: never let it be a stale "ok"
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
     dialog.showModal();
-    document.getElementById("confirm-ok").focus();
+    document.getElementById("confirm-cancel").focus();
   });
 }
 
+// A menu button with its items: arrow keys move between them, Escape or a click elsewhere closes.
 function menu(automation, rerender) {
-  const list = h("ul", { role: "menu", hidden: true });
-  const toggle = h("button", {
-    class: "icon", "aria-haspopup": "menu", "aria-expanded": "false",
-    "aria-label": `More actions for ${automation.name}`,
+  const list = h("ul", { role: "menu", hidden: true, "aria-label": `Actions for ${automation.name}` });
+  const button = h("button", {
+    type: "button", class: "icon", "aria-haspopup": "menu", "aria-expanded": "false",
+    "aria-label": `More actions for ${automation.name}`, title: "More actions",
   }, "⋯");
-  const close = () => { list.hidden = true; toggle.setAttribute("aria-expanded", "false"); };
-  toggle.addEventListener("click", () => {
-    list.hidden = !list.hidden;
-    toggle.setAttribute("aria-expanded", String(!list.hidden));
-    if (!list.hidden) list.querySelector("button").focus();
+  const items = () => [...list.querySelectorAll("[role=menuitem]")];
+  const outside = (event) => { if (!list.contains(event.target) && event.target !== button) close(); };
+  const close = () => {
+    list.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    document.removeEventListener("click", outside);
+  };
+  button.addEventListener("click", () => {
+    if (!list.hidden) return close();
+    list.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    items()[0].focus();
+    setTimeout(() => document.addEventListener("click", outside));
   });
-  list.addEventListener("keydown", (event) => { if (event.key === "Escape") { close(); toggle.focus(); } });
-  const item = (label, action) =>
-    h("li", { role: "none" }, h("button", { role: "menuitem", onclick: async () => { close(); await action(); } }, label));
+  list.addEventListener("keydown", (event) => {
+    const all = items();
+    const at = all.indexOf(document.activeElement);
+    if (event.key === "Escape") { close(); button.focus(); }
+    else if (event.key === "ArrowDown") { event.preventDefault(); all[(at + 1) % all.length].focus(); }
+    else if (event.key === "ArrowUp") { event.preventDefault(); all[(at - 1 + all.length) % all.length].focus(); }
+    else if (event.key === "Tab") close();
+  });
+  const item = (label, action) => h("li", { role: "none" },
+    h("button", { type: "button", role: "menuitem", tabindex: "-1", onclick: async () => { close(); await action(); } }, label));
   list.append(
     item("Copy ID", async () => {
-      await navigator.clipboard.writeText(automation.id);
-      toast("ID copied to the clipboard");
+      try {
+        await copyText(automation.id);
+        toast("ID copied to the clipboard");
+      } catch {
+        toast(`Could not copy; the ID is ${automation.id}`);
+      }
+      button.focus();
     }),
     item("Edit", () => { location.hash = `#/edit/${automation.id}`; }),
     item("Delete", async () => {
-      if (!(await confirmDelete(automation))) return;
-      await api(`/automations/${automation.id}`, { method: "DELETE" });
-      toast(`Deleted ${automation.name}`);
+      if (!(await confirmDelete(automation))) return button.focus();
+      try {
+        await api(`/automations/${automation.id}`, { method: "DELETE" });
+        toast(`Deleted ${automation.name}`);
+      } catch (error) {
+        toast(`Could not delete it: ${error.message}`);
+      }
       await rerender();
     }),
   );
-  return h("div", { class: "menu" }, toggle, list);
+  return h("div", { class: "menu" }, button, list);
+}
+
+// The switch says what the API confirmed, not merely what was clicked.
+export function enabledSwitch(automation, onChange = () => {}) {
+  const input = h("input", { type: "checkbox", role: "switch", checked: automation.enabled, "aria-label": `Enabled: ${automation.name}` });
+  const state = h("span", { class: "state", "aria-hidden": "true" }, automation.enabled ? "On" : "Paused");
+  input.addEventListener("change", async () => {
+    input.disabled = true;
+    try {
+      const updated = await api(`/automations/${automation.id}`, { method: "PATCH", body: { enabled: input.checked } });
+      automation.enabled = updated.enabled;
+      toast(updated.enabled ? `${automation.name} is on` : `${automation.name} is paused`);
+      onChange(updated);
+    } catch (error) {
+      toast(`Could not change it: ${error.message}`);
+    } finally {
+      input.checked = automation.enabled;
+      state.textContent = automation.enabled ? "On" : "Paused";
+      input.disabled = false;
+      input.focus();
+    }
+  });
+  return h("label", { class: "switch" }, input, state);
 }
 
 function row({ automation, stats }, rerender) {
-  const switchInput = h("input", {
-    type: "checkbox", role: "switch", checked: automation.enabled,
-    "aria-label": `Enabled: ${automation.name}`,
-  });
-  const label = h("span", {}, automation.enabled ? "On" : "Paused");
-  // The label says what the API confirmed, not what was clicked.
-  switchInput.addEventListener("change", async () => {
-    switchInput.disabled = true;
-    try {
-      const updated = await api(`/automations/${automation.id}`, {
-        method: "PATCH", body: { enabled: switchInput.checked },
-      });
-      switchInput.checked = updated.enabled;
-      label.textContent = updated.enabled ? "On" : "Paused";
-      toast(updated.enabled ? `${automation.name} is on` : `${automation.name} is paused`);
-    } catch (error) {
-      switchInput.checked = !switchInput.checked;
-      toast(`Could not change it: ${error.message}`);
-    } finally {
-      switchInput.disabled = false;
-    }
-  });
-  return h("article", { class: "card automation", dataset: { id: automation.id } },
-    h("a", { class: "name", href: `#/a/${automation.id}` }, automation.name),
-    h("div", { class: "controls" },
-      h("label", { class: "switch" }, switchInput, label),
-      menu(automation, rerender)),
-    automation.description ? h("div", { class: "meta" }, automation.description) : null,
-    h("div", { class: "summary" }, describeTrigger(automation.trigger), " → ", describeActions(automation)),
-    h("div", { class: "meta" },
-      `Last fired: ${when(stats?.last_fired)} · Fired ${stats?.firings ?? 0} time${stats?.firings === 1 ? "" : "s"}`),
+  const firings = stats?.firings;
+  return h("article", { class: "card automation", dataset: { id: automation.id }, "aria-label": automation.name },
+    h("div", { class: "main" },
+      h("a", { class: "name", href: `#/a/${automation.id}` }, automation.name),
+      automation.description ? h("div", { class: "meta" }, automation.description) : null,
+      h("div", { class: "summary" }, h("span", { class: "trigger" }, describeTrigger(automation.trigger)), " → ", describeActions(automation)),
+      h("div", { class: "meta" },
+        "Last fired: ", stats?.last_fired ? h("time", { datetime: stats.last_fired, title: when(stats.last_fired) }, ago(stats.last_fired)) : "never",
+        " · ", firings === undefined ? "firings unknown" : `Fired ${firings} time${firings === 1 ? "" : "s"}`)),
+    h("div", { class: "controls" }, enabledSwitch(automation), menu(automation, rerender)),
   );
 }
 
@@ -101,7 +130,8 @@ export async function renderList(view) {
       ? h("div", { class: "list" }, rows.map((r) => row(r, rerender)))
       : h("div", { class: "card empty" },
           h("h2", {}, "No automations yet"),
-          h("p", {}, "Create your first one with the + button: pick a trigger, the actions to run, and a name."),
-          h("p", {}, "Or POST its JSON to ", h("code", {}, "/api/automations/"), ".")),
+          h("p", {}, "Create your first one with the ", h("a", { href: "#/new" }, "+ button"),
+            ": pick a trigger (a flow run that fails or gets stuck, an unhealthy work queue…), the actions to run, and a name."),
+          h("p", {}, "Or POST its JSON to ", h("code", {}, "/api/automations/"), " — Prefect's own clients work too.")),
   );
 }

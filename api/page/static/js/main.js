@@ -1,48 +1,68 @@
 // The page's router (#/, #/new, #/edit/<id>, #/a/<id>) and the API key prompt.
-import { Unauthorized, api, setApiKey } from "./api.js";
+import { Unauthorized, hasApiKey, setApiKey } from "./api.js";
 import { renderDetail } from "./detail.js";
-import { field, h } from "./dom.js";
+import { field, h, hideToast } from "./dom.js";
 import { renderList } from "./list.js";
 import { renderWizard } from "./wizard.js";
 
 const view = document.getElementById("view");
 let config = { temporal_ui_url: null, namespace: "default", auth_required: false };
+let leave = null; // stops what the current view runs in the background
+let keyTried = false; // a key was typed (so a 401 means it was wrong)
+let keyRejected = false;
 
-function askForKey(retry) {
-  const input = h("input", { type: "password", autocomplete: "off", id: "api-key" });
-  const form = h("form", { class: "card" },
-    h("h1", {}, "API key needed"),
-    h("p", {}, "This server requires an API key. It is kept for this browser session only."),
+function askForKey() {
+  const input = h("input", { type: "password", autocomplete: "off", id: "api-key", required: true });
+  const form = h("form", { class: "card narrow", "aria-labelledby": "key-title" },
+    h("h1", { id: "key-title" }, "API key needed"),
+    h("p", {}, "This server requires an API key. The page keeps it for this browser tab until you close it."),
     field("API key", input),
+    keyRejected ? h("p", { class: "error", role: "alert" }, "That key was not accepted. Try again.") : null,
     h("div", { class: "row end" }, h("button", { type: "submit" }, "Continue")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    if (!input.value) return input.focus();
     setApiKey(input.value);
-    retry();
+    keyTried = true;
+    route();
   });
   view.replaceChildren(form);
   input.focus();
 }
 
 async function route() {
+  leave?.();
+  leave = null;
+  hideToast();
   const [, page, id] = location.hash.replace(/^#\/?/, "").match(/^([a-z]*)\/?(.*)$/) || [];
+  if (config.auth_required && !hasApiKey()) return askForKey();
   try {
     if (page === "new") await renderWizard(view);
     else if (page === "edit") await renderWizard(view, id);
-    else if (page === "a") await renderDetail(view, id, config);
+    else if (page === "a") leave = await renderDetail(view, id, config);
     else await renderList(view);
-    view.focus();
+    keyRejected = false;
+    document.title = `${view.querySelector("h1")?.textContent ?? "Automations"} · temporal-automations`;
+    // Move focus to the new view (for keyboards and screen readers) unless it placed it itself.
+    if (!view.contains(document.activeElement)) view.focus();
   } catch (error) {
-    if (error instanceof Unauthorized) askForKey(route);
-    else view.replaceChildren(h("div", { class: "card", role: "alert" }, h("h1", {}, "Something went wrong"), h("p", {}, error.message)));
+    if (error instanceof Unauthorized) {
+      keyRejected = keyTried;
+      askForKey();
+      return;
+    }
+    view.replaceChildren(h("div", { class: "card", role: "alert" },
+      h("h1", {}, "Something went wrong"), h("p", {}, error.message),
+      h("p", {}, h("a", { href: "#/" }, "Back to all automations"))));
   }
 }
 
 async function start() {
   try {
-    config = await api("/ui-config");
+    const response = await fetch("/api/ui-config");
+    if (response.ok) config = await response.json();
   } catch {
-    // the page still works without the Web UI link
+    // the page still works without it: no Web UI link, and it asks for a key on a 401
   }
   window.addEventListener("hashchange", route);
   await route();
