@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,13 @@ from tests.support import Receiver, event_json
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+# Screenshots for the README: refreshed into docs/ with UPDATE_SCREENSHOTS=1, else kept aside
+# so that a test run leaves the work tree as it found it.
+DOCS = (
+    Path(__file__).resolve().parent.parent / "docs"
+    if os.environ.get("UPDATE_SCREENSHOTS")
+    else Path(tempfile.mkdtemp(prefix="page-screenshots-"))
+)
 # Playwright adds --headless and a fresh temporary profile; these keep Chromium off the network.
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
