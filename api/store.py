@@ -19,12 +19,12 @@ from domain.automations import Automation, AutomationCore
 from domain.events import utcnow
 from workflows.automation import (
     AutomationRun,
+    AutomationStats,
     AutomationStatus,
     AutomationWorkflow,
     memo_for,
     search_attributes_for,
 )
-from workflows.automation import AutomationStats as Stats
 
 log = logging.getLogger("automations.api")
 
@@ -105,7 +105,7 @@ class AutomationStore:
             AutomationRun(automation=automation),
             id=workflow_id(automation.id),
             task_queue=self.settings.task_queue,
-            memo=memo_for(automation, Stats()),
+            memo=memo_for(automation, AutomationStats()),
             search_attributes=search_attributes_for(automation),
             static_summary=f"Automation: {automation.name}",
         )
