@@ -109,11 +109,13 @@ class PrefectClient:
         return objects
 
     async def work_pool(self, request: ActionRequest) -> dict[str, Any] | None:
-        """Work pools are addressed by name in Prefect's API; events name them by id."""
         try:
-            pool_id = infer_target_id("work-pool", request.firing)
+            return await self.work_pool_by_id(infer_target_id("work-pool", request.firing))
         except NoTarget:
             return None
+
+    async def work_pool_by_id(self, pool_id: UUID) -> dict[str, Any] | None:
+        """Work pools are addressed by name in Prefect's API; events name them by id."""
         found = await self.call(
             "POST", "/work_pools/filter", {"work_pools": {"id": {"any_": [str(pool_id)]}}}
         )
@@ -205,12 +207,10 @@ class PrefectActivities:
         assert isinstance(action, TargetedAction)
         pool_id = _target(action, request)
         paused = isinstance(action, PauseWorkPool)
-        found = await self.prefect.call(
-            "POST", "/work_pools/filter", {"work_pools": {"id": {"any_": [str(pool_id)]}}}
-        )
-        if not found:
+        pool = await self.prefect.work_pool_by_id(pool_id)
+        if pool is None:
             raise fail(f"work pool {pool_id} not found in Prefect")
-        name = found[0]["name"]
+        name = pool["name"]
         await self.prefect.call("PATCH", f"/work_pools/{name}", {"is_paused": paused})
         return f"work pool {name} {'paused' if paused else 'resumed'}"
 
