@@ -7,18 +7,22 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Iterator
+import sys
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 
-from automations.devserver import DevServer
+from automations.devserver import DevServer, DevServerError, port_in_use
 from automations.settings import Settings, get_settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 log = logging.getLogger("automations")
+
+LOOPBACK = "127.0.0.1"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def default_data_dir() -> Path:
@@ -33,12 +37,46 @@ def _logging(verbose: bool = False) -> None:
     )
 
 
+def _exit_cleanly() -> None:
+    """End the process after a clean stop without the interpreter's teardown.
+
+    temporalio's Rust threads can still call into Python while the interpreter finalizes,
+    which aborts the process ("Fatal Python error: PyGILState_Release", temporalio/sdk-python
+    issue 300): measured here, 2 of 15 `automations worker` runs stopped by SIGTERM ended
+    with SIGABRT. Everything we started is stopped by now; flush and leave.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
 class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: `dev` stops everything in order itself."""
+    """uvicorn without its own signal handling: the commands stop it (and the rest) themselves."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class StartupError(RuntimeError):
+    """A part of `dev` could not start; its message says which and why."""
+
+
+async def _serve_api(api_server: uvicorn.Server) -> None:
+    # uvicorn ends a failed start-up (port taken, lifespan error) with sys.exit(), which would
+    # escape the event loop past our clean-up.
+    try:
+        await api_server.serve()
+    except SystemExit as exit_:
+        raise StartupError(
+            f"the API did not start (see its log above; code {exit_.code})"
+        ) from None
 
 
 def _api_server(settings: Settings, host: str, port: int) -> _QuietServer:
@@ -48,32 +86,90 @@ def _api_server(settings: Settings, host: str, port: int) -> _QuietServer:
     return _QuietServer(config)
 
 
-async def _serve_until_stopped(settings: Settings, host: str, port: int, banner: str) -> None:
-    """Worker and API in one event loop; SIGINT/SIGTERM stop both cleanly."""
+async def _exited(server: DevServer) -> None:
+    """Returns when the dev server's process ends on its own (a crash, a kill from outside)."""
+    while server.running():
+        await asyncio.sleep(0.5)
+
+
+async def _serve_until_stopped(
+    settings: Settings, port: int, banner: str, server: DevServer | None
+) -> None:
+    """Worker and API in one event loop until SIGINT/SIGTERM, or until a part fails."""
     from worker import run_worker
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
 
-    server = _api_server(settings, host, port)
+    api_server = _api_server(settings, LOOPBACK, port)
     worker = asyncio.create_task(run_worker(settings), name="worker")
-    api = asyncio.create_task(server.serve(), name="api")
-    while not server.started and not api.done() and not worker.done():
+    api = asyncio.create_task(_serve_api(api_server), name="api")
+    watchers = {asyncio.create_task(stop.wait(), name="signal")}
+    if server is not None:
+        watchers.add(asyncio.create_task(_exited(server), name="temporal"))
+
+    while not api_server.started and not api.done() and not worker.done() and not stop.is_set():
         await asyncio.sleep(0.05)
-    if server.started:
+    if api_server.started:
         typer.echo(banner)
-    stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({worker, api, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait({worker, api, *watchers}, return_when=asyncio.FIRST_COMPLETED)
+
     typer.echo("stopping…")
-    server.should_exit = True
+    api_server.should_exit = True
     worker.cancel()
-    stopper.cancel()
+    for watcher in watchers:
+        watcher.cancel()
     results = await asyncio.gather(worker, api, return_exceptions=True)
-    failures = [r for r in results if isinstance(r, Exception)]
-    if stopper not in done and failures:
-        raise failures[0]
+    if stop.is_set():
+        return  # asked to stop: errors while shutting down are not failures
+    if server is not None and server.process is not None and not server.running():
+        code = server.process.returncode
+        raise StartupError(f"the Temporal dev server exited (code {code}):\n{server.log_tail()}")
+    for task, result in zip((worker, api), results, strict=True):
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result
+        if task in done:
+            raise StartupError(f"the {task.get_name()} stopped on its own")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM acts like Ctrl-C (KeyboardInterrupt) outside the event loop, e.g. while the dev
+    server starts, so a stop at any moment still runs the clean-up."""
+    previous = {signum: signal.signal(signum, _interrupt) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """A second Ctrl-C must not cut the clean-up short and leave the dev server behind."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _check_free(port: int, what: str, flag: str) -> None:
+    if port_in_use(port):
+        raise _fail(f"port {port} ({what}) is already in use; choose another with {flag}")
+
+
+def _check_reachable(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    if not (host and port.isdigit() and port_in_use(int(port), host.strip("[]"))):
+        raise _fail(f"no Temporal server answers at {address}")
 
 
 @app.command()
@@ -81,48 +177,97 @@ def dev(
     port: Annotated[int, typer.Option(help="API port")] = 4200,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
     no_ui: Annotated[bool, typer.Option("--no-ui", help="no Temporal Web UI")] = False,
-    ephemeral: Annotated[bool, typer.Option(help="keep Temporal's state in memory only")] = False,
-    data_dir: Annotated[Path | None, typer.Option(help="where the SQLite file lives")] = None,
-    temporal_address: Annotated[
-        str | None, typer.Option(help="use this Temporal server instead of starting one")
+    ephemeral: Annotated[
+        bool, typer.Option("--ephemeral", help="keep Temporal's state in memory only")
+    ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="where Temporal's SQLite file lives "
+            "(default: $XDG_DATA_HOME/temporal-automations, else ~/.local/share/…)"
+        ),
     ] = None,
-    temporal_port: Annotated[int, typer.Option(help="port of the dev server it starts")] = 7233,
-    api_key: Annotated[str | None, typer.Option(help="require this API key")] = None,
+    temporal_address: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT of a running Temporal server to use instead of starting one"),
+    ] = None,
+    temporal_port: Annotated[
+        int, typer.Option(help="gRPC port of the dev server it starts")
+    ] = 7233,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="API_KEY", help="require this API key on /api")
+    ] = None,
 ) -> None:
     """Run the Temporal dev server, the worker and the API together, until Ctrl-C."""
     _logging()
+    _check_free(port, "API", "--port")
     server: DevServer | None = None
-    if temporal_address is None:
+    if temporal_address is not None:
+        _check_reachable(temporal_address)
+    else:
+        _check_free(temporal_port, "Temporal", "--temporal-port, or use it: --temporal-address")
+        if not no_ui:
+            _check_free(ui_port, "Temporal Web UI", "--ui-port or --no-ui")
         db_file = None if ephemeral else (data_dir or default_data_dir()) / "temporal.db"
         server = DevServer(port=temporal_port, ui=not no_ui, ui_port=ui_port, db_file=db_file)
-        typer.echo(f"starting Temporal dev server ({db_file or 'in memory'})…")
-        server.start()
         temporal_address = server.address
-    ui_url = server.ui_url if server else None
     settings = Settings(
         temporal_address=temporal_address,
+        api_host=LOOPBACK,
         api_port=port,
-        api_url=f"http://127.0.0.1:{port}/api",
-        allow_private_webhooks=True,
-        temporal_ui_url=ui_url,
+        api_url=f"http://{LOOPBACK}:{port}/api",
+        allow_private_webhooks=True,  # dev: webhooks to a local receiver are the common case
+        temporal_ui_url=server.ui_url if server else None,
         api_key=api_key,
     )
-    banner = "\n".join(
+    try:
+        with _signals_interrupt():
+            if server is not None:
+                typer.echo(f"starting Temporal dev server ({server.db_file or 'in memory'})…")
+                server.start()
+            banner = _banner(settings, port)
+            asyncio.run(_serve_until_stopped(settings, port, banner, server))
+    except KeyboardInterrupt:
+        pass  # stopped before the event loop took over the signals
+    except (DevServerError, StartupError) as error:
+        raise _fail(str(error)) from None
+    except Exception:
+        log.exception("automations dev stopped on an error")
+        raise typer.Exit(1) from None
+    finally:
+        with _signals_ignored():
+            if server is not None:
+                server.stop()
+    typer.echo("stopped.")
+    _exit_cleanly()
+
+
+def _banner(settings: Settings, port: int) -> str:
+    return "\n".join(
         [
             "temporal-automations is running:",
-            f"  API          http://127.0.0.1:{port}/api",
-            f"  API docs     http://127.0.0.1:{port}/docs",
-            f"  Temporal     {temporal_address}",
-            f"  Temporal UI  {ui_url or '(off)'}",
+            f"  API          http://{LOOPBACK}:{port}/api",
+            f"  API docs     http://{LOOPBACK}:{port}/docs",
+            f"  Temporal     {settings.temporal_address}",
+            f"  Temporal UI  {settings.temporal_ui_url or '(off)'}",
             "Ctrl-C stops everything.",
         ]
     )
-    try:
-        asyncio.run(_serve_until_stopped(settings, "127.0.0.1", port, banner))
-    finally:
-        if server is not None:
-            server.stop()
-    typer.echo("stopped.")
+
+
+def _run_until_signal(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` until it ends or SIGINT/SIGTERM cancels it (a graceful stop, exit code 0).
+    As PID 1 in a container a process without a SIGTERM handler would ignore `docker stop`."""
+
+    async def runner() -> None:
+        task = asyncio.ensure_future(main)
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(runner())
 
 
 @app.command()
@@ -131,8 +276,8 @@ def worker() -> None:
     from worker import run_worker
 
     _logging()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(get_settings()))
+    _run_until_signal(run_worker(get_settings()))
+    _exit_cleanly()
 
 
 @app.command()
@@ -141,16 +286,25 @@ def api(
     port: Annotated[int | None, typer.Option(help="default: API_PORT")] = None,
 ) -> None:
     """Run the HTTP API alone (configured by environment)."""
-    from api.app import create_app
-
     _logging()
     settings = get_settings()
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        log_level="warning",
-    )
+    server = _api_server(settings, host or settings.api_host, port or settings.api_port)
+    asyncio.run(_serve_until_signal(server))
+    _exit_cleanly()
+
+
+async def _serve_until_signal(server: uvicorn.Server) -> None:
+    """uvicorn's own handling re-raises SIGTERM after the drain (exit code -15); a stop on
+    request is a clean exit here. A second signal skips the drain."""
+
+    def stop() -> None:
+        server.force_exit = server.should_exit
+        server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop)
+    await server.serve()
 
 
 bridge_app = typer.Typer(help="Forward an orchestrator's events into the automations.")
@@ -180,8 +334,7 @@ def bridge_prefect(
         event_prefixes=prefix,
     )
     typer.echo(f"forwarding {bridge.socket_url} -> {bridge.events_url}")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(bridge.run())
+    _run_until_signal(bridge.run())
 
 
 def _version(value: bool) -> None:
@@ -202,4 +355,4 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    app(prog_name="automations")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
 import shutil
 import signal
 import socket
@@ -13,13 +15,35 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from automations.temporal import search_attribute_flags
+try:
+    from automations.temporal import search_attribute_flags
+except ImportError:  # the connection module is optional here; the flags are not
+
+    def search_attribute_flags() -> list[str]:
+        return [
+            *("--search-attribute", "AutomationName=Keyword"),
+            *("--search-attribute", "AutomationEnabled=Bool"),
+            *("--search-attribute", "AutomationTags=KeywordList"),
+        ]
+
+
+class DevServerError(RuntimeError):
+    """The dev server could not start; the message carries the tail of its log."""
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Something already listens there (a connect succeeds)."""
+    try:
+        socket.create_connection((host, port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
 
 
 def temporal_binary() -> str:
@@ -36,15 +60,14 @@ def temporal_binary() -> str:
 def wait_for_port(
     port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
 ) -> bool:
+    """True once 127.0.0.1:port accepts connections; False on timeout or if `process` ends."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        if port_in_use(port):
             return True
-        except OSError:
-            time.sleep(0.05)
+        time.sleep(0.05)
     return False
 
 
@@ -60,17 +83,20 @@ def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 10.0)
         process.wait()
 
 
+PR_SET_PDEATHSIG = 1
+
+
 def die_with_parent() -> None:
     """In the child: get SIGTERM if the process that started us dies, even by SIGKILL, so a
-    crashed `automations dev` or test run leaves no server behind (Linux; elsewhere a no-op)."""
+    crashed `automations dev` or test run leaves no server behind (Linux; elsewhere a no-op).
+
+    The kernel ties this to the *thread* that forked: start children from a thread that lives
+    as long as they should (the main thread), not from a short-lived pool thread."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
-
-
-PR_SET_PDEATHSIG = 1
 
 
 # The timer queue's look-ahead shift. At its default of 1 s, a timer due less than a second
@@ -81,7 +107,11 @@ ON_TIME_TIMERS = {"history.timerProcessorMaxTimeShift": '"200ms"'}
 
 
 class DevServer:
-    """`temporal server start-dev` on loopback: in memory, or kept in a SQLite file."""
+    """`temporal server start-dev` on loopback: in memory, or kept in a SQLite file.
+
+    `start()` returns once the frontend reports SERVING; `stop()` ends it by PID. Also a
+    context manager. Without `log_file`, its output goes to a temporary file removed on stop.
+    """
 
     def __init__(
         self,
@@ -92,13 +122,17 @@ class DevServer:
         db_file: Path | None = None,
         dynamic_config: dict[str, str] | None = None,
         log_file: Path | None = None,
+        namespace: str = "default",
     ) -> None:
         self.port = port or free_port()
         self.ui_port = ui_port or (free_port() if ui else None)
         self.ui = ui
         self.db_file = db_file
+        self.namespace = namespace
+        # Values are JSON: a duration is '"200ms"', a number '30'.
         self.dynamic_config = {**ON_TIME_TIMERS, **(dynamic_config or {})}
-        self.log_file = log_file or Path(tempfile.mkstemp(prefix="temporal-", suffix=".log")[1])
+        self._own_log = log_file is None
+        self.log_file = log_file or _temporary_log()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -109,19 +143,18 @@ class DevServer:
     def ui_url(self) -> str | None:
         return f"http://127.0.0.1:{self.ui_port}" if self.ui else None
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
     def command(self) -> list[str]:
         command = [
             temporal_binary(),
-            "server",
-            "start-dev",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--namespace",
-            "default",
-            "--log-level",
-            "warn",
+            *("server", "start-dev"),
+            *("--ip", "127.0.0.1"),
+            *("--port", str(self.port)),
+            *("--namespace", self.namespace),
+            *("--log-level", "warn"),
             *search_attribute_flags(),
         ]
         if self.ui:
@@ -129,8 +162,9 @@ class DevServer:
         else:
             command.append("--headless")
         if self.db_file is not None:
-            self.db_file.parent.mkdir(parents=True, exist_ok=True)
             command += ["--db-filename", str(self.db_file)]
+            # WAL without fsync: a dev server trades crash durability of the last writes for
+            # several times the write throughput.
             command += ["--sqlite-pragma", "journal_mode=wal"]
             command += ["--sqlite-pragma", "synchronous=off"]
         for key, value in self.dynamic_config.items():
@@ -138,6 +172,15 @@ class DevServer:
         return command
 
     def start(self, timeout: float = 30.0) -> DevServer:
+        if self.process is not None:
+            raise DevServerError(f"already running (PID {self.process.pid})")
+        # A listener already there would answer our readiness checks in place of our server.
+        for port in (self.port, self.ui_port if self.ui else None):
+            if port is not None and port_in_use(port):
+                self._remove_own_log()
+                raise DevServerError(f"port {port} is already in use")
+        if self.db_file is not None:
+            self.db_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command(),
@@ -145,24 +188,32 @@ class DevServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent,
+                # Its own process group: a terminal's Ctrl-C reaches only its owner, which stops
+                # the server last, after whatever still uses it.
+                process_group=0,
             )
         deadline = time.monotonic() + timeout
         if not (wait_for_port(self.port, timeout, self.process) and self._wait_serving(deadline)):
+            exited = self.process.poll()
+            self.stop(keep_log=True)
+            status = (
+                f"exited with code {exited}" if exited is not None else f"timed out ({timeout:g} s)"
+            )
             tail = self.log_tail()
-            self.stop()
-            raise RuntimeError(f"the Temporal dev server did not start:\n{tail}")
+            self._remove_own_log()
+            raise DevServerError(f"the Temporal dev server did not start ({status}):\n{tail}")
         return self
 
     def _wait_serving(self, deadline: float) -> bool:
         """The port opens before the frontend is healthy; ask the server itself."""
+        health = [temporal_binary(), "operator", "cluster", "health", "--address", self.address]
         while time.monotonic() < deadline:
-            check = subprocess.run(
-                [temporal_binary(), "operator", "cluster", "health", "--address", self.address],
-                capture_output=True,
-                text=True,
-            )
-            if check.returncode == 0 and "SERVING" in check.stdout:
-                return True
+            if self.process is None or self.process.poll() is not None:
+                return False
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                check = subprocess.run(health, capture_output=True, text=True, timeout=5)
+                if check.returncode == 0 and "SERVING" in check.stdout:
+                    return True
             time.sleep(0.1)
         return False
 
@@ -172,9 +223,18 @@ class DevServer:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0, *, keep_log: bool = False) -> None:
         process, self.process = self.process, None
         stop_process(process, timeout)
+        if not keep_log:
+            self._remove_own_log()
+
+    def _remove_own_log(self) -> None:
+        if self._own_log:
+            self.log_file.unlink(missing_ok=True)
 
     def __enter__(self) -> DevServer:
         return self.start()
@@ -186,3 +246,9 @@ class DevServer:
         trace: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _temporary_log() -> Path:
+    descriptor, name = tempfile.mkstemp(prefix="temporal-", suffix=".log")
+    os.close(descriptor)
+    return Path(name)

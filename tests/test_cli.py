@@ -2,98 +2,254 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
-from automations.devserver import DevServer, free_port
+from automations.devserver import DevServer, DevServerError, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "automations.cli"]
+
+# `automations dev` serves the worker and the API that others write; until both import, the
+# end-to-end test has nothing to run.
+_PARTS_MISSING = [name for name in ("api.app", "worker") if importlib.util.find_spec(name) is None]
+needs_worker_and_api = pytest.mark.skipif(
+    bool(_PARTS_MISSING), reason=f"not written yet: {', '.join(_PARTS_MISSING)}"
+)
 
 
 def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     # A zombie is gone for our purposes: it runs nothing and holds no port.
-    status = Path(f"/proc/{pid}/status")
-    return status.exists() and "State:\tZ" not in status.read_text()
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
 
 
-def children(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (psutil is not a dependency)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        text = (task / "children").read_text().split()
-        found += [int(child) for child in text]
+        try:
+            children = [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue  # the thread ended while we looked
+        for child in children:
+            found += [child, *descendants(child)]
     return found
 
 
+def kill_leftovers(pids: list[int]) -> None:
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextmanager
+def listening_socket() -> Iterator[int]:
+    """A port something else already listens on."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- DevServer
+
+
 async def test_dev_server_starts_serves_and_stops_by_pid() -> None:
-    server = DevServer().start()
+    server = DevServer().start()  # in memory, headless
     try:
-        pid = server.process.pid if server.process else 0
+        pid = server.pid
+        assert pid is not None and alive(pid)
         client = await Client.connect(server.address)
         assert await client.service_client.check_health()
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace="default")
+        )
+        assert {"AutomationName", "AutomationEnabled", "AutomationTags"} <= set(
+            listed.custom_attributes
+        )
     finally:
         server.stop()
     assert not alive(pid)
+    assert server.process is None
+    assert not server.log_file.exists()  # its own temporary log goes with it
 
 
-def test_automations_dev_runs_everything_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    port, temporal_port = free_port(), free_port()
-    command = [
-        sys.executable, "-m", "automations.cli", "dev",
-        "--port", str(port), "--temporal-port", str(temporal_port), "--no-ui",
-        "--data-dir", str(tmp_path),
-    ]  # fmt: skip
-    log = (tmp_path / "dev.log").open("wb")
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+def test_dev_server_keeps_state_in_a_sqlite_file(tmp_path: Path) -> None:
+    db_file = tmp_path / "state" / "temporal.db"
+    with DevServer(db_file=db_file) as server:
+        assert "--db-filename" in server.command()
+        assert "journal_mode=wal" in server.command()
+    assert db_file.exists()
+
+
+def test_dev_server_refuses_a_port_already_taken() -> None:
+    # Otherwise its readiness check could be answered by whoever holds the port.
+    with listening_socket() as port:
+        server = DevServer(port=port)
+        with pytest.raises(DevServerError, match=f"port {port} is already in use"):
+            server.start()
+        assert server.process is None
+        assert not server.log_file.exists()
+
+
+def test_dev_server_failure_says_why_from_its_log() -> None:
+    server = DevServer(dynamic_config={"some.key": "not json"})
+    started = time.monotonic()
+    with pytest.raises(DevServerError, match="invalid dynamic config") as failure:
+        server.start()
+    assert "exited with code" in str(failure.value)
+    assert time.monotonic() - started < 10  # noticed the exit, did not wait for the timeout
+    assert server.process is None
+    assert not server.log_file.exists()
+
+
+# --------------------------------------------------------------------------- automations dev
+
+
+@needs_worker_and_api
+@pytest.mark.parametrize("storage", ["ephemeral", "sqlite"])
+def test_automations_dev_runs_everything_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, storage: str
+) -> None:
+    port = free_port()
+    command = [*CLI, "dev", "--port", str(port), "--no-ui"]
+    # A port of its own: 7233 may hold another engineer's or test's server.
+    command += ["--temporal-port", str(free_port())]
+    command += ["--ephemeral"] if storage == "ephemeral" else ["--data-dir", str(tmp_path)]
+    log_path = tmp_path / "dev.log"
     spawned: list[int] = []
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
-        deadline = time.monotonic() + 60
-        healthy, output = False, ""
-        while time.monotonic() < deadline and not (healthy and "Ctrl-C" in output):
-            time.sleep(0.2)
-            output = (tmp_path / "dev.log").read_text()
-            try:
-                healthy = httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
-            except httpx.HTTPError:
-                continue
-        assert healthy, output
+        assert wait_healthy(port, process, timeout=60), log_path.read_text()
+        output = wait_for_text(log_path, "Ctrl-C stops everything.", timeout=10)
+        assert f"http://127.0.0.1:{port}/api" in output
         assert f"http://127.0.0.1:{port}/docs" in output
-        assert (tmp_path / "temporal.db").exists()  # kept in a SQLite file by default
-        spawned = children(process.pid)
+        assert "Temporal UI  (off)" in output
+        assert (tmp_path / "temporal.db").exists() == (storage == "sqlite")
+        spawned = descendants(process.pid)
         assert spawned, "the dev server should be a child process"
 
         process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-        assert "stopped." in (tmp_path / "dev.log").read_text()
-        time.sleep(0.5)
+        assert process.wait(30) == 0, log_path.read_text()
+        assert "stopped." in log_path.read_text()
         assert [pid for pid in spawned if alive(pid)] == []
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/api/health")
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-        for pid in spawned:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        log.close()
+        kill_leftovers(spawned)
 
 
-def test_cli_help_names_the_commands() -> None:
+def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def wait_for_text(path: Path, text: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in (output := path.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return output
+
+
+def test_automations_dev_refuses_a_taken_api_port_before_starting_anything() -> None:
+    with listening_socket() as port:
+        result = subprocess.run(
+            [*CLI, "dev", "--ephemeral", "--no-ui", "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port} (API) is already in use" in result.stderr
+    assert "starting Temporal" not in result.stdout
+
+
+def test_automations_dev_names_an_unreachable_temporal_address() -> None:
+    with socket.socket() as unused:  # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{unused.getsockname()[1]}"
     result = subprocess.run(
-        [sys.executable, "-m", "automations.cli", "--help"],
+        [*CLI, "dev", "--port", str(free_port()), "--temporal-address", address],
         cwd=ROOT,
         capture_output=True,
         text=True,
+        timeout=60,
     )
-    assert result.returncode == 0
+    assert result.returncode == 1
+    assert f"no Temporal server answers at {address}" in result.stderr
+
+
+def test_cli_help_and_version() -> None:
+    helped = subprocess.run([*CLI, "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert helped.returncode == 0
     for command in ("dev", "worker", "api"):
-        assert command in result.stdout
+        assert command in helped.stdout
+    version = subprocess.run([*CLI, "--version"], cwd=ROOT, capture_output=True, text=True)
+    assert version.returncode == 0
+    assert version.stdout.strip() == importlib.metadata.version("temporal-automations")
+
+
+@needs_worker_and_api
+def test_worker_and_api_run_alone_by_environment_and_stop_on_sigterm(tmp_path: Path) -> None:
+    # As in docker-compose: each part its own process, configured by environment, and
+    # `docker stop` (SIGTERM, also to PID 1) ends it gracefully with exit code 0.
+    port = free_port()
+    with DevServer() as server:
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": server.address,
+            "TASK_QUEUE": "automations-cli-test",
+            "API_URL": f"http://127.0.0.1:{port}/api",
+        }
+        env.pop("API_KEY", None)
+        log_path = tmp_path / "parts.log"
+        with log_path.open("wb") as log:
+            parts = [
+                subprocess.Popen(
+                    [*CLI, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+                for args in (["worker"], ["api", "--host", "127.0.0.1", "--port", str(port)])
+            ]
+        try:
+            assert wait_healthy(port, parts[1], timeout=30), log_path.read_text()
+            output = wait_for_text(log_path, "worker polling", timeout=30)
+            assert "automations-cli-test" in output
+            for part in parts:
+                part.send_signal(signal.SIGTERM)
+            assert [part.wait(20) for part in parts] == [0, 0], log_path.read_text()
+        finally:
+            for part in parts:
+                if part.poll() is None:
+                    part.kill()
+                    part.wait()
