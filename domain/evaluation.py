@@ -101,7 +101,7 @@ class TriggerEvaluator:
             if event_id in self.state.seen:
                 continue
             self.state.seen[event_id] = now
-            if event.follows is not None and str(event.follows) not in self.state.seen:
+            if event.follows is not None and self._leader_pending(str(event.follows)):
                 self.state.held.append(HeldEvent(event=event, received=now))
                 continue
             firings += self._evaluate(event, now)
@@ -229,6 +229,13 @@ class TriggerEvaluator:
         return Firing(state="resolved", key=key, labels=labels, event=event, occurred=now)
 
     # ------------------------------------------------------------------ bookkeeping
+
+    def _leader_pending(self, leader_id: str) -> bool:
+        """Not evaluated yet: never delivered, or delivered but itself held for its own leader
+        (else a Completed could overtake a held Running and leave the run "stuck")."""
+        return leader_id not in self.state.seen or any(
+            str(held.event.id) == leader_id for held in self.state.held
+        )
 
     def _release_followers(self, leader_id: str, now: datetime) -> list[Firing]:
         followers = [h for h in self.state.held if str(h.event.follows) == leader_id]

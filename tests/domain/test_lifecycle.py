@@ -1,0 +1,159 @@
+"""The automation's own events: their shape, and that an automation ignores its own."""
+
+from __future__ import annotations
+
+from domain.automations import automation_id_from_resource, automation_resource_id
+from domain.evaluation import Firing, TriggerEvaluator, bucket_key
+from domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
+from domain.lifecycle import (
+    ACTION_EXECUTED,
+    ACTION_FAILED,
+    ACTION_TRIGGERED,
+    RESOLVED,
+    TRIGGERED,
+    action_event,
+    firing_event,
+    is_own_event,
+)
+from tests.domain.builders import FAILED, at, automation, event, trigger, uid
+
+RUN = f"prefect.flow-run.{uid(5)}"
+LABELS = {RESOURCE_ID: RUN}
+
+
+def firing(state: str = "triggered", with_event: bool = True) -> Firing:
+    return Firing(
+        state=state,  # type: ignore[arg-type]
+        key=bucket_key(LABELS),
+        labels=LABELS,
+        event=event(FAILED, 10, RUN, id=uid(7)) if with_event else None,
+        occurred=at(20),
+    )
+
+
+def test_triggered_event_names_the_automation_and_the_triggering_event() -> None:
+    a = automation()
+    e = firing_event(a, firing(), uid(8), uid(9))
+    assert e.event == TRIGGERED == "prefect.automation.triggered"
+    assert e.id == uid(9)
+    assert e.occurred == at(20)
+    assert e.resource == {
+        RESOURCE_ID: f"prefect.automation.{uid(1)}",
+        "prefect.resource.name": "watch runs",
+        "prefect.posture": "Reactive",
+    }
+    assert e.related == [
+        {RESOURCE_ID: f"prefect.event.{uid(7)}", RESOURCE_ROLE: "triggering-event"}
+    ]
+    assert e.payload["firing_id"] == str(uid(8))
+    assert e.payload["triggering_labels"] == LABELS
+    assert e.payload["triggering_event"]["id"] == str(uid(7))
+    assert e.payload["triggering_event"]["event"] == FAILED
+
+
+def test_resolved_event() -> None:
+    e = firing_event(automation(), firing("resolved"), uid(8), uid(9))
+    assert e.event == RESOLVED == "prefect.automation.resolved"
+
+
+def test_a_firing_without_an_event_has_no_triggering_event() -> None:
+    a = automation(trigger={"posture": "Proactive", "expect": ["beat"], "within": 60})
+    e = firing_event(a, firing(with_event=False), uid(8), uid(9))
+    assert e.related == []
+    assert e.payload["triggering_event"] is None
+    assert e.resource["prefect.posture"] == "Proactive"
+
+
+def test_action_events_per_outcome() -> None:
+    a = automation()
+    for outcome, name in (
+        ("triggered", ACTION_TRIGGERED),
+        ("executed", ACTION_EXECUTED),
+        ("failed", ACTION_FAILED),
+    ):
+        e = action_event(
+            a,
+            firing(),
+            uid(8),
+            uid(9),
+            at(30),
+            outcome=outcome,
+            action_index=2,
+            action_type="call-webhook",
+        )
+        assert e.event == name == f"prefect.automation.action.{outcome}"
+        assert e.occurred == at(30)
+        assert e.resource[RESOURCE_ID] == a.resource_id
+        assert e.related[0][RESOURCE_ROLE] == "triggering-event"
+        assert e.payload == {
+            "firing_id": str(uid(8)),
+            "action_index": 2,
+            "action_type": "call-webhook",
+            "invocation": f"{uid(1)}:{uid(8)}:2",
+        }
+        assert e.follows is None
+
+
+def test_failed_action_event_carries_its_reason_and_follows_its_triggered_event() -> None:
+    e = action_event(
+        automation(),
+        firing(),
+        uid(8),
+        uid(10),
+        at(30),
+        outcome="failed",
+        action_index=0,
+        action_type="pause-deployment",
+        reason="no deployment could be inferred",
+        follows=uid(9),
+    )
+    assert e.payload["reason"] == "no deployment could be inferred"
+    assert e.follows == uid(9)
+
+
+def test_automation_resource_ids_round_trip() -> None:
+    assert automation_resource_id(uid(1)) == f"prefect.automation.{uid(1)}"
+    assert automation_id_from_resource({RESOURCE_ID: f"prefect.automation.{uid(1)}"}) == uid(1)
+    assert automation_id_from_resource({RESOURCE_ID: "prefect.automation.nope"}) is None
+    assert automation_id_from_resource({RESOURCE_ID: f"prefect.deployment.{uid(1)}"}) is None
+    assert automation_id_from_resource({}) is None
+
+
+def test_is_own_event_for_every_own_lifecycle_event() -> None:
+    a = automation()
+    own = [firing_event(a, firing(s), uid(8), uid(9)) for s in ("triggered", "resolved")]
+    own += [
+        action_event(a, firing(), uid(8), uid(9), at(0), outcome=o, action_index=0, action_type="x")
+        for o in ("triggered", "executed", "failed")
+    ]
+    assert all(is_own_event(a.id, e) for e in own)
+
+
+def test_another_automations_events_are_not_own() -> None:
+    other = automation(id=str(uid(2)), name="other")
+    e = firing_event(other, firing(), uid(8), uid(9))
+    assert not is_own_event(uid(1), e)
+    assert is_own_event(uid(2), e)
+
+
+def test_only_automation_events_on_the_automations_resource_are_own() -> None:
+    own_resource = {RESOURCE_ID: f"prefect.automation.{uid(1)}"}
+    assert not is_own_event(uid(1), Event(event="custom.thing", resource=own_resource))
+    assert not is_own_event(uid(1), event("prefect.automation.triggered", 0, RUN))
+    assert not is_own_event(
+        uid(1), Event(event="prefect.automation.triggered", resource={RESOURCE_ID: "x"})
+    )
+
+
+def test_one_automation_can_react_to_another() -> None:
+    other = automation(id=str(uid(2)), name="other")
+    watcher = TriggerEvaluator(
+        trigger(
+            posture="Reactive",
+            expect=[TRIGGERED],
+            match={RESOURCE_ID: f"prefect.automation.{uid(2)}"},
+        )
+    )
+    (fired,) = watcher.receive([firing_event(other, firing(), uid(8), uid(9))], at(21))
+    assert fired.state == "triggered" and fired.event is not None
+    assert fired.event.related[0][RESOURCE_ID] == f"prefect.event.{uid(7)}"
