@@ -7,7 +7,7 @@ COPY domain domain
 COPY workflows workflows
 COPY activities activities
 COPY api api
-COPY automations automations
+COPY temporal_automations temporal_automations
 RUN pip install --no-cache-dir .
 # No root at run time; nothing here writes to disk.
 USER nobody

@@ -13,19 +13,19 @@ import apprise
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.http import fail, send
-from activities.prefect import PrefectClient
-from activities.requests import ActionRequest
-from automations.settings import Settings
-from domain.automations import (
+from temporal_automations.activities.http import fail, send
+from temporal_automations.activities.prefect import PrefectClient
+from temporal_automations.activities.requests import ActionRequest
+from temporal_automations.domain.automations import (
     CallWebhook,
     PauseAutomation,
     ResumeAutomation,
     SendNotification,
 )
-from domain.events import Event
-from domain.targets import NoTarget, target_id
-from domain.templates import TemplateRenderError, action_context, render
+from temporal_automations.domain.events import Event
+from temporal_automations.domain.targets import NoTarget, target_id
+from temporal_automations.domain.templates import TemplateRenderError, action_context, render
+from temporal_automations.settings import Settings
 
 
 class ActionActivities:

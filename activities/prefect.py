@@ -10,10 +10,9 @@ from uuid import UUID
 import aiohttp
 from temporalio import activity
 
-from activities.http import fail, send
-from activities.requests import ActionRequest
-from automations.settings import Settings
-from domain.automations import (
+from temporal_automations.activities.http import fail, send
+from temporal_automations.activities.requests import ActionRequest
+from temporal_automations.domain.automations import (
     CancelFlowRun,
     ChangeFlowRunState,
     FlowRunAction,
@@ -24,8 +23,14 @@ from domain.automations import (
     SuspendFlowRun,
     TargetedAction,
 )
-from domain.targets import NoTarget, infer_target_id, target_id
-from domain.templates import TemplateRenderError, action_context, render, template_variables
+from temporal_automations.domain.targets import NoTarget, infer_target_id, target_id
+from temporal_automations.domain.templates import (
+    TemplateRenderError,
+    action_context,
+    render,
+    template_variables,
+)
+from temporal_automations.settings import Settings
 
 # Objects a template may name, fetched from Prefect only when a template uses them
 # (`flow` through the flow run, `work_pool` by a filter on its id).

@@ -6,8 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from domain.automations import Action, Automation
-from domain.evaluation import Firing
+from temporal_automations.domain.automations import Action, Automation
+from temporal_automations.domain.evaluation import Firing
 
 
 class ActionRequest(BaseModel):

@@ -10,13 +10,13 @@ from fastapi import Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
-from api.deps import require_api_key
-from api.page import router as page
-from api.routers import automations, events, health
-from api.routing import EventRouter
-from api.store import AutomationNotFound, AutomationStore
-from automations.settings import Settings, get_settings
-from automations.temporal import connect, ensure_search_attributes
+from temporal_automations.api.deps import require_api_key
+from temporal_automations.api.page import router as page
+from temporal_automations.api.routers import automations, events, health
+from temporal_automations.api.routing import EventRouter
+from temporal_automations.api.store import AutomationNotFound, AutomationStore
+from temporal_automations.settings import Settings, get_settings
+from temporal_automations.temporal import connect, ensure_search_attributes
 
 log = logging.getLogger("automations.api")
 

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
-from api.routing import EventRouter
-from api.store import AutomationStore
-from automations.settings import Settings
+from temporal_automations.api.routing import EventRouter
+from temporal_automations.api.store import AutomationStore
+from temporal_automations.settings import Settings
 
 
 def get_settings(request: Request) -> Settings:

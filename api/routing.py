@@ -21,11 +21,11 @@ from uuid import UUID
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from automations.temporal import workflow_id
-from domain.automations import Automation
-from domain.events import Event
-from domain.lifecycle import is_own_event
-from workflows.automation import AutomationWorkflow
+from temporal_automations.domain.automations import Automation
+from temporal_automations.domain.events import Event
+from temporal_automations.domain.lifecycle import is_own_event
+from temporal_automations.temporal import workflow_id
+from temporal_automations.workflows.automation import AutomationWorkflow
 
 MAX_SIGNAL_BYTES = 1_000_000  # below the server's 2 MB payload limit
 REMEMBER_IDS_FOR = 15 * 60.0

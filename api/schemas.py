@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.automations import Automation
+from temporal_automations.domain.automations import Automation
 
 
 class Lenient(BaseModel):

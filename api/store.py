@@ -13,11 +13,11 @@ from uuid import UUID, uuid4
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from automations.settings import Settings
-from automations.temporal import WORKFLOW_TYPE, workflow_id
-from domain.automations import Automation, AutomationCore
-from domain.events import utcnow
-from workflows.automation import (
+from temporal_automations.domain.automations import Automation, AutomationCore
+from temporal_automations.domain.events import utcnow
+from temporal_automations.settings import Settings
+from temporal_automations.temporal import WORKFLOW_TYPE, workflow_id
+from temporal_automations.workflows.automation import (
     AutomationRun,
     AutomationStats,
     AutomationStatus,

@@ -16,8 +16,13 @@ from pydantic import (
     model_validator,
 )
 
-from domain.events import RESOURCE_ID, RESOURCE_ROLE, Event, Labels, utcnow
-from domain.matching import ResourceSpec, name_matches, related_matches, resource_matches
+from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, Event, Labels, utcnow
+from temporal_automations.domain.matching import (
+    ResourceSpec,
+    name_matches,
+    related_matches,
+    resource_matches,
+)
 
 PROACTIVE_MINIMUM_WITHIN = 10.0
 

@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from domain.automations import EventTrigger, Posture
-from domain.events import Event, Labels
+from temporal_automations.domain.automations import EventTrigger, Posture
+from temporal_automations.domain.events import Event, Labels
 
 PRECEDING_WINDOW = timedelta(minutes=15)
 HOLD_FOR_LEADER = timedelta(minutes=15)

@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain.automations import Automation, automation_id_from_resource
-from domain.evaluation import Firing
-from domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
+from temporal_automations.domain.automations import Automation, automation_id_from_resource
+from temporal_automations.domain.evaluation import Firing
+from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
 
 TRIGGERED = "prefect.automation.triggered"
 RESOLVED = "prefect.automation.resolved"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
-from domain.events import Labels
+from temporal_automations.domain.events import Labels
 
 ResourceSpec = dict[str, str | list[str]]
 

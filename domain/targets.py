@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.automations import FlowRunAction, Source, TargetedAction
-from domain.evaluation import Firing
-from domain.events import RESOURCE_ID
+from temporal_automations.domain.automations import FlowRunAction, Source, TargetedAction
+from temporal_automations.domain.evaluation import Firing
+from temporal_automations.domain.events import RESOURCE_ID
 
 
 class NoTarget(ValueError):

@@ -10,9 +10,9 @@ from uuid import UUID
 from jinja2 import ChainableUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from domain.automations import Automation
-from domain.evaluation import Firing
-from domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
+from temporal_automations.domain.automations import Automation
+from temporal_automations.domain.evaluation import Firing
+from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
 
 MAX_RANGE = 1_000
 MAX_OUTPUT = 100_000

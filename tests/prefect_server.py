@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from automations.devserver import die_with_parent, free_port, stop_process
+from temporal_automations.devserver import die_with_parent, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFECT_VENV = ROOT / ".prefect-venv"

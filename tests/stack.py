@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from automations.devserver import (
+from temporal_automations.devserver import (
     DevServer,
     die_with_parent,
     free_port,
@@ -57,7 +57,7 @@ class Stack:
             )
 
     def start_worker(self) -> None:
-        self.worker = self._spawn("worker", "worker.py")
+        self.worker = self._spawn("worker", "-m", "temporal_automations.worker")
 
     def kill_worker(self) -> None:
         """SIGKILL: a crash, with no chance to finish anything."""
@@ -71,7 +71,7 @@ class Stack:
         self.worker = None
 
     def start_api(self) -> None:
-        self.api = self._spawn("api", "-m", "automations.cli", "api")
+        self.api = self._spawn("api", "-m", "temporal_automations.cli", "api")
         if not wait_for_port(self.api_port, 30, self.api):
             raise RuntimeError(f"the API did not start:\n{self.log_tail('api')}")
 

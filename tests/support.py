@@ -18,9 +18,9 @@ from typing import Any
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 
-from automations.temporal import SEARCH_ATTRIBUTES
-from domain.automations import Automation
-from domain.events import Event
+from temporal_automations.domain.automations import Automation
+from temporal_automations.domain.events import Event
+from temporal_automations.temporal import SEARCH_ATTRIBUTES
 
 # --------------------------------------------------------------------------- Temporal binaries
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import os
 import signal
 import socket
@@ -19,17 +18,10 @@ import pytest
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
-from automations.devserver import DevServer, DevServerError, free_port
+from temporal_automations.devserver import DevServer, DevServerError, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "automations.cli"]
-
-# `automations dev` serves the worker and the API that others write; until both import, the
-# end-to-end test has nothing to run.
-_PARTS_MISSING = [name for name in ("api.app", "worker") if importlib.util.find_spec(name) is None]
-needs_worker_and_api = pytest.mark.skipif(
-    bool(_PARTS_MISSING), reason=f"not written yet: {', '.join(_PARTS_MISSING)}"
-)
+CLI = [sys.executable, "-m", "temporal_automations.cli"]
 
 
 def alive(pid: int) -> bool:
@@ -123,7 +115,6 @@ def test_dev_server_failure_says_why_from_its_log() -> None:
 # --------------------------------------------------------------------------- automations dev
 
 
-@needs_worker_and_api
 @pytest.mark.parametrize("storage", ["ephemeral", "sqlite"])
 def test_automations_dev_runs_everything_and_stops_cleanly_on_sigterm(
     tmp_path: Path, storage: str
@@ -220,7 +211,6 @@ def test_cli_help_and_version() -> None:
     assert version.stdout.strip() == importlib.metadata.version("temporal-automations")
 
 
-@needs_worker_and_api
 def test_worker_and_api_run_alone_by_environment_and_stop_on_sigterm(tmp_path: Path) -> None:
     # As in docker-compose: each part its own process, configured by environment, and
     # `docker stop` (SIGTERM, also to PID 1) ends it gracefully with exit code 0.

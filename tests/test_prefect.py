@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from automations.devserver import die_with_parent
-from automations.prefect_hooks import state_event
+from temporal_automations.devserver import die_with_parent
+from temporal_automations.prefect_hooks import state_event
 from tests.prefect_server import PREFECT_VENV, ROOT, PrefectServer, running_prefect_server
 from tests.stack import Stack, running_stack
 from tests.support import STUCK_TRIGGER, Receiver
@@ -166,7 +166,7 @@ def test_a_failed_flow_run_runs_the_clean_up_deployment_once_with_templated_para
         "import os\n"
         f"os.environ['AUTOMATIONS_API_URL'] = {stack.api_url!r}\n"
         "from prefect import flow\n"
-        "from automations.prefect_hooks import send_state_event\n"
+        "from temporal_automations.prefect_hooks import send_state_event\n"
         f"@flow(name={flow_name!r}, on_failure=[send_state_event])\n"
         "def etl():\n"
         "    raise ValueError('boom')\n"
@@ -301,7 +301,7 @@ def test_a_self_triggering_run_deployment_automation_is_refused(api: httpx.Clien
 def start_bridge(prefect: PrefectServer, stack: Stack, log: Any) -> subprocess.Popen[bytes]:
     env = {**stack.env, "PREFECT_API_URL": prefect.api_url}
     return subprocess.Popen(
-        [sys.executable, "-m", "automations.cli", "bridge", "prefect"],
+        [sys.executable, "-m", "temporal_automations.cli", "bridge", "prefect"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
     )  # fmt: skip
 

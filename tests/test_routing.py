@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from api.routing import AutomationIndex
-from domain.automations import Automation, automation_resource_id
-from domain.events import Event
+from temporal_automations.api.routing import AutomationIndex
+from temporal_automations.domain.automations import Automation, automation_resource_id
+from temporal_automations.domain.events import Event
 
 
 def automation(enabled: bool = True, **trigger: object) -> Automation:

@@ -23,14 +23,13 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from automations.devserver import DevServer
-from automations.settings import Settings
-from automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME, workflow_id
-from domain.automations import Automation
-from domain.events import Event
-from tests.support import STUCK_TRIGGER, Receiver, make_automation, make_event, webhook_action
-from worker import build_worker
-from workflows.automation import (
+from temporal_automations.devserver import DevServer
+from temporal_automations.domain.automations import Automation
+from temporal_automations.domain.events import Event
+from temporal_automations.settings import Settings
+from temporal_automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME, workflow_id
+from temporal_automations.worker import build_worker
+from temporal_automations.workflows.automation import (
     MAX_SIGNALS_PER_RUN,
     AutomationRun,
     AutomationStats,
@@ -39,6 +38,7 @@ from workflows.automation import (
     memo_for,
     search_attributes_for,
 )
+from tests.support import STUCK_TRIGGER, Receiver, make_automation, make_event, webhook_action
 
 # The dev server suggests continue-as-new once a run's history holds this many events
 # (the server's default is 4 Ki events; `limit.historySize.suggestContinueAsNew` is its

@@ -22,12 +22,16 @@ from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttri
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, RetryState
 
 with workflow.unsafe.imports_passed_through():
-    from activities.requests import ACTIVITY_FOR_ACTION, EMIT_EVENTS, ActionRequest
-    from automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME, AUTOMATION_TAGS
-    from domain.automations import Automation
-    from domain.evaluation import Firing, TriggerEvaluator, TriggerState
-    from domain.events import Event
-    from domain.lifecycle import action_event, firing_event, is_own_event
+    from temporal_automations.activities.requests import (
+        ACTIVITY_FOR_ACTION,
+        EMIT_EVENTS,
+        ActionRequest,
+    )
+    from temporal_automations.domain.automations import Automation
+    from temporal_automations.domain.evaluation import Firing, TriggerEvaluator, TriggerState
+    from temporal_automations.domain.events import Event
+    from temporal_automations.domain.lifecycle import action_event, firing_event, is_own_event
+    from temporal_automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME, AUTOMATION_TAGS
 
 MAX_SIGNALS_PER_RUN = 2_000  # the server refuses more than 10,000 per run
 MAX_EMIT_BATCH = 500

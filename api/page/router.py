@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse, RedirectResponse
 
-from api.deps import SettingsDep
+from temporal_automations.api.deps import SettingsDep
 
 STATIC = (Path(__file__).parent / "static").resolve()
 MEDIA_TYPES = {

@@ -7,14 +7,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import StoreDep
-from api.schemas import (
+from temporal_automations.api.deps import StoreDep
+from temporal_automations.api.schemas import (
     AutomationCountRequest,
     AutomationFilterRequest,
     AutomationSort,
     EnabledPatch,
 )
-from domain.automations import Automation, AutomationCore
+from temporal_automations.domain.automations import Automation, AutomationCore
 
 router = APIRouter(prefix="/automations", tags=["automations"])
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from api.deps import RouterDep, SettingsDep
-from domain.events import Event
+from temporal_automations.api.deps import RouterDep, SettingsDep
+from temporal_automations.domain.events import Event
 
 router = APIRouter(prefix="/events", tags=["events"])
 

@@ -10,7 +10,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
-from api.deps import SettingsDep
+from temporal_automations.api.deps import SettingsDep
 
 router = APIRouter(tags=["health"])
 

@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.automations import Automation, EventTrigger
-from domain.evaluation import Firing, TriggerEvaluator
-from domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
+from temporal_automations.domain.automations import Automation, EventTrigger
+from temporal_automations.domain.evaluation import Firing, TriggerEvaluator
+from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

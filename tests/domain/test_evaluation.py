@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.automations import EventTrigger
-from domain.evaluation import HOLD_FOR_LEADER, Firing, TriggerEvaluator
-from domain.events import Event
+from temporal_automations.domain.automations import EventTrigger
+from temporal_automations.domain.evaluation import HOLD_FOR_LEADER, Firing, TriggerEvaluator
+from temporal_automations.domain.events import Event
 from tests.support import STUCK_TRIGGER, make_event
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

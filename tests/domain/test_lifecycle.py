@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from domain.automations import automation_id_from_resource, automation_resource_id
-from domain.evaluation import Firing, TriggerEvaluator, bucket_key
-from domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
-from domain.lifecycle import (
+from temporal_automations.domain.automations import (
+    automation_id_from_resource,
+    automation_resource_id,
+)
+from temporal_automations.domain.evaluation import Firing, TriggerEvaluator, bucket_key
+from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
+from temporal_automations.domain.lifecycle import (
     ACTION_EXECUTED,
     ACTION_FAILED,
     ACTION_TRIGGERED,

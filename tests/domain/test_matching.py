@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from domain.evaluation import bucket_key
-from domain.events import RESOURCE_ID, RESOURCE_ROLE
-from domain.matching import label_matches, name_matches, related_matches, resource_matches
+from temporal_automations.domain.evaluation import bucket_key
+from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE
+from temporal_automations.domain.matching import (
+    label_matches,
+    name_matches,
+    related_matches,
+    resource_matches,
+)
 from tests.domain.builders import event, related, trigger
 
 # --------------------------------------------------------------------------- one label

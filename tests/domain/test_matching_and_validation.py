@@ -7,9 +7,9 @@ from datetime import datetime
 import pytest
 from pydantic import ValidationError
 
-from domain.automations import AutomationCore, EventTrigger
-from domain.events import Event
-from domain.matching import label_matches, related_matches, resource_matches
+from temporal_automations.domain.automations import AutomationCore, EventTrigger
+from temporal_automations.domain.events import Event
+from temporal_automations.domain.matching import label_matches, related_matches, resource_matches
 from tests.support import make_event
 
 

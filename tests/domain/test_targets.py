@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from domain.automations import (
+from temporal_automations.domain.automations import (
     CancelFlowRun,
     PauseDeployment,
     PauseWorkQueue,
     ResumeWorkPool,
     RunDeployment,
 )
-from domain.evaluation import Firing, bucket_key
-from domain.events import RESOURCE_ID, Event
-from domain.targets import NoTarget, infer_target_id, target_id
+from temporal_automations.domain.evaluation import Firing, bucket_key
+from temporal_automations.domain.events import RESOURCE_ID, Event
+from temporal_automations.domain.targets import NoTarget, infer_target_id, target_id
 from tests.domain.builders import at, event, related, uid
 
 RUN = f"prefect.flow-run.{uid(1)}"

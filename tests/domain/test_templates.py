@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from domain.automations import DEFAULT_BODY, DEFAULT_SUBJECT, SECRET_MASK
-from domain.evaluation import Firing, bucket_key
-from domain.events import RESOURCE_ID, Event
-from domain.templates import (
+from temporal_automations.domain.automations import DEFAULT_BODY, DEFAULT_SUBJECT, SECRET_MASK
+from temporal_automations.domain.evaluation import Firing, bucket_key
+from temporal_automations.domain.events import RESOURCE_ID, Event
+from temporal_automations.domain.templates import (
     MAX_OUTPUT,
     MAX_RANGE,
     TemplateRenderError,

@@ -15,8 +15,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.evaluation import HOLD_FOR_LEADER, Firing, TriggerEvaluator
-from domain.events import RESOURCE_ID, Event
+from temporal_automations.domain.evaluation import HOLD_FOR_LEADER, Firing, TriggerEvaluator
+from temporal_automations.domain.events import RESOURCE_ID, Event
 from tests.domain.builders import at, evaluator
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

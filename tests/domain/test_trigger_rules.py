@@ -9,14 +9,14 @@ import uuid
 
 import pytest
 
-from domain.evaluation import (
+from temporal_automations.domain.evaluation import (
     HOLD_FOR_LEADER,
     PRECEDING_WINDOW,
     Bucket,
     TriggerEvaluator,
     bucket_key,
 )
-from domain.events import RESOURCE_ID
+from temporal_automations.domain.events import RESOURCE_ID
 from tests.domain.builders import (
     COMPLETED,
     FAILED,

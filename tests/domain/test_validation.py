@@ -8,14 +8,20 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from domain.automations import (
+from temporal_automations.domain.automations import (
     AutomationCore,
     CallWebhook,
     EventTrigger,
     PauseAutomation,
     Posture,
 )
-from domain.events import MAX_EVENT_NAME, MAX_RELATED, RESOURCE_ID, RESOURCE_ROLE, Event
+from temporal_automations.domain.events import (
+    MAX_EVENT_NAME,
+    MAX_RELATED,
+    RESOURCE_ID,
+    RESOURCE_ROLE,
+    Event,
+)
 from tests.domain.builders import uid
 
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
-from automations.devserver import DevServer, DevServerError, port_in_use
-from automations.settings import Settings, get_settings
+from temporal_automations.devserver import DevServer, DevServerError, port_in_use
+from temporal_automations.settings import Settings, get_settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 log = logging.getLogger("automations")
@@ -80,7 +80,7 @@ async def _serve_api(api_server: uvicorn.Server) -> None:
 
 
 def _api_server(settings: Settings, host: str, port: int) -> _QuietServer:
-    from api.app import create_app
+    from temporal_automations.api.app import create_app
 
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning")
     return _QuietServer(config)
@@ -96,7 +96,7 @@ async def _serve_until_stopped(
     settings: Settings, port: int, banner: str, server: DevServer | None
 ) -> None:
     """Worker and API in one event loop until SIGINT/SIGTERM, or until a part fails."""
-    from worker import run_worker
+    from temporal_automations.worker import run_worker
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -273,7 +273,7 @@ def _run_until_signal(main: Coroutine[Any, Any, None]) -> None:
 @app.command()
 def worker() -> None:
     """Run the worker alone (configured by environment: TEMPORAL_ADDRESS, TASK_QUEUE, …)."""
-    from worker import run_worker
+    from temporal_automations.worker import run_worker
 
     _logging()
     _run_until_signal(run_worker(get_settings()))
@@ -321,7 +321,7 @@ def bridge_prefect(
     ] = None,
 ) -> None:
     """Subscribe to a Prefect server's event stream and forward it to this API (API_URL)."""
-    from automations.bridge import PrefectBridge
+    from temporal_automations.bridge import PrefectBridge
 
     _logging()
     settings = get_settings()

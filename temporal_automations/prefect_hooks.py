@@ -1,6 +1,6 @@
 """Send a Prefect flow run's state changes to temporal-automations from the flow itself.
 
-    from automations.prefect_hooks import send_state_event
+    from temporal_automations.prefect_hooks import send_state_event
 
     @flow(on_failure=[send_state_event], on_completion=[send_state_event],
           on_running=[send_state_event])

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from automations.settings import Settings
+from temporal_automations.settings import Settings
 
 WORKFLOW_TYPE = "AutomationWorkflow"
 

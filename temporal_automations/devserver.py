@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 try:
-    from automations.temporal import search_attribute_flags
+    from temporal_automations.temporal import search_attribute_flags
 except ImportError:  # the connection module is optional here; the flags are not
 
     def search_attribute_flags() -> list[str]:

@@ -1,0 +1,59 @@
+"""The Temporal worker: runs AutomationWorkflow and the action activities.
+
+`python worker.py` (or `automations worker`), configured by environment: TEMPORAL_ADDRESS,
+TEMPORAL_NAMESPACE, TASK_QUEUE, API_URL, API_KEY, ALLOW_PRIVATE_WEBHOOKS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from temporal_automations.activities.actions import ActionActivities
+from temporal_automations.activities.prefect import PrefectActivities, PrefectClient
+from temporal_automations.settings import Settings, get_settings
+from temporal_automations.temporal import connect, ensure_search_attributes
+from temporal_automations.workflows.automation import AutomationWorkflow
+
+log = logging.getLogger("automations.worker")
+
+
+def build_worker(client: Client, settings: Settings, http: aiohttp.ClientSession) -> Worker:
+    prefect = PrefectClient(settings, http)
+    activities = [
+        *ActionActivities(settings, http, prefect).all(),
+        *PrefectActivities(prefect).all(),
+    ]
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[AutomationWorkflow],
+        activities=activities,
+        max_concurrent_activities=200,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run until cancelled."""
+    client = await connect(settings)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as http:
+        worker = build_worker(client, settings, http)
+        log.info(
+            "worker polling task queue %r on %s", settings.task_queue, settings.temporal_address
+        )
+        await worker.run()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run_worker(get_settings()))
+
+
+if __name__ == "__main__":
+    main()
