@@ -145,16 +145,26 @@ class ActionActivities:
 
     @activity.defn(name="emit_events")
     async def emit_events(self, events: list[Event]) -> int:
-        """Send the automation's own events into the events stream (ids dedupe retries)."""
-        body = [event.model_dump(mode="json") for event in events]
+        """Send the automation's own events into the events stream (ids dedupe retries);
+        returns how many our API refused. A batch that is refused is sent again one event at
+        a time, so one event the API will never take cannot hold back the rest forever."""
         url = f"{self.settings.api_url}/events"
+        body = [event.model_dump(mode="json") for event in events]
         try:
             await send(self.http, "POST", url, json=body, headers=self._api_auth())
-        except ApplicationError as error:
-            # Our own API refusing our own events is a bug to see, but not a reason to stop
-            # trying: keep the batch until it goes through.
-            raise RuntimeError(error.message) from error
-        return len(events)
+            return 0
+        except ApplicationError as error:  # a 4xx: some event in it is refused
+            if len(body) == 1:
+                activity.logger.warning("lifecycle event refused: %s", error.message)
+                return 1
+        refused = 0
+        for one in body:
+            try:
+                await send(self.http, "POST", url, json=[one], headers=self._api_auth())
+            except ApplicationError as error:
+                activity.logger.warning("lifecycle event %s refused: %s", one["id"], error.message)
+                refused += 1
+        return refused
 
     def _api_auth(self) -> dict[str, str]:
         key = self.settings.api_key

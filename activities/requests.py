@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from temporal_automations.domain.automations import Action, Automation
 from temporal_automations.domain.evaluation import Firing
 
 
+class AutomationSummary(BaseModel):
+    """The automation as one action sees it: who it is and which version (`updated`), not
+    its whole definition — every action's input would otherwise repeat every other action."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: UUID
+    name: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    updated: datetime
+
+    @classmethod
+    def of(cls, automation: Automation) -> AutomationSummary:
+        return cls(
+            id=automation.id,
+            name=automation.name,
+            description=automation.description,
+            tags=automation.tags,
+            updated=automation.updated,
+        )
+
+    def without_secrets(self) -> dict[str, Any]:
+        """The templates' `automation` (a summary holds no secret)."""
+        return self.model_dump(mode="json")
+
+
 class ActionRequest(BaseModel):
-    automation: Automation
+    model_config = ConfigDict(extra="ignore")
+
+    automation: AutomationSummary
     action: Action
     action_index: int
     firing: Firing

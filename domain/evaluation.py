@@ -28,6 +28,7 @@ HOLD_FOR_LEADER = timedelta(minutes=15)
 REMEMBER_SEEN_FOR = timedelta(hours=1)
 MAX_SEEN = 10_000
 MAX_TRIGGERED = 10_000
+MAX_HELD = 1_000  # followers waiting for their leader; past this the oldest stops waiting
 
 
 class Bucket(BaseModel):
@@ -73,6 +74,9 @@ class TriggerEvaluator:
     def __init__(self, trigger: EventTrigger, state: TriggerState | None = None) -> None:
         self.trigger = trigger
         self.state = state if state is not None else TriggerState()
+        # Windows dropped because their arithmetic failed: reported, never raised, so one bad
+        # window cannot stop the automation. The caller drains the list.
+        self.problems: list[str] = []
 
     @property
     def _reactive(self) -> bool:
@@ -103,6 +107,10 @@ class TriggerEvaluator:
             self.state.seen[event_id] = now
             if event.follows is not None and self._leader_pending(str(event.follows)):
                 self.state.held.append(HeldEvent(event=event, received=now))
+                if len(self.state.held) > MAX_HELD:
+                    oldest = self.state.held.pop(0)
+                    firings += self._evaluate(oldest.event, now)
+                    firings += self._release_followers(str(oldest.event.id), now)
                 continue
             firings += self._evaluate(event, now)
             firings += self._release_followers(event_id, now)
@@ -121,7 +129,11 @@ class TriggerEvaluator:
         if not self._instant:
             for key, bucket in list(self.state.buckets.items()):
                 if bucket.end <= now:
-                    firings += self._settle(key, bucket, now)
+                    try:
+                        firings += self._settle(key, bucket, now)
+                    except (ArithmeticError, ValueError) as error:  # a window past any date
+                        self.state.buckets.pop(key, None)
+                        self.problems.append(f"window {key} dropped: {error}")
         return firings
 
     def next_deadline(self) -> datetime | None:

@@ -110,7 +110,7 @@ def received(count: int) -> Callable[[AutomationStatus], bool]:
 
 
 def actions_done(status: AutomationStatus) -> bool:
-    return all(a.status != "running" for f in status.stats.recent for a in f.actions)
+    return all(a.status in ("executed", "failed") for f in status.stats.recent for a in f.actions)
 
 
 async def lifecycle_names(receiver: Receiver, count: int, timeout: float = 10.0) -> list[str]:

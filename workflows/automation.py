@@ -2,11 +2,17 @@
 
 The story, top to bottom:
 1. events arrive as `deliver` signals and wait in the inbox;
-2. the loop evaluates them with the pure TriggerEvaluator, and wakes on ONE durable timer for
-   the nearest deadline (a Proactive window's end, a held event's patience running out);
-3. each firing runs its actions in order as activities, in its own task, so evaluation goes on;
+2. the loop evaluates them with the pure TriggerEvaluator, at most EVENTS_PER_TASK per workflow
+   task (a backlog drains across tasks, so no task nears the deadlock detector), and wakes on
+   ONE durable timer for the nearest deadline;
+3. each firing waits its turn in a queue; at most FIRINGS_IN_FLIGHT run their actions at once,
+   in order, as activities;
 4. the automation's own lifecycle events go out through an outbox, one activity at a time;
-5. when the history grows long, the run continues as new, carrying its state.
+5. when Temporal suggests it, the run continues as new, carrying its state — measured in bytes.
+
+Nothing that comes from outside can fail a workflow task: an event that breaks evaluation, a
+window whose arithmetic fails, a lifecycle event our own API refuses are each caught, counted,
+recorded (`last_error` in the status query and the memo) and skipped.
 """
 
 from __future__ import annotations
@@ -26,16 +32,45 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_FOR_ACTION,
         EMIT_EVENTS,
         ActionRequest,
+        AutomationSummary,
     )
     from temporal_automations.domain.automations import Automation
     from temporal_automations.domain.evaluation import Firing, TriggerEvaluator, TriggerState
     from temporal_automations.domain.events import Event
-    from temporal_automations.domain.lifecycle import action_event, firing_event, is_own_event
-    from temporal_automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME, AUTOMATION_TAGS
+    from temporal_automations.domain.lifecycle import (
+        MAX_CHAIN_DEPTH,
+        action_event,
+        firing_depth,
+        firing_event,
+        is_own_event,
+    )
+    from temporal_automations.domain.ratelimit import FiringBudget
+    from temporal_automations.temporal import (
+        AUTOMATION_ENABLED,
+        AUTOMATION_NAME,
+        AUTOMATION_TAGS,
+    )
 
 MAX_SIGNALS_PER_RUN = 2_000  # the server refuses more than 10,000 per run
+EVENTS_PER_TASK = 500  # evaluated per workflow task; measured well under the 2 s detector
+FIRINGS_IN_FLIGHT = 32  # firings whose actions run at once; the rest wait, in order
 MAX_EMIT_BATCH = 500
+MAX_EMIT_BYTES = 1_000_000
 RECENT_FIRINGS = 20
+MAX_ERROR_TEXT = 500
+DEFAULT_FIRINGS_PER_MINUTE = 6_000
+
+# Temporal refuses a payload over 2 MB and a gRPC message over 4 MB: what a run carries into
+# the next one (its state, inbox, queue and outbox) stays under this, or the run keeps working
+# off its backlog before it continues. Past these history sizes it continues regardless.
+MAX_CARRY_BYTES = 1_500_000
+FORCE_CONTINUE_AT_EVENTS = 40_000  # the server terminates a run at 51,200
+FORCE_CONTINUE_AT_BYTES = 40_000_000  # ... and at 50 MB
+CARRY_RETRY_EVERY = 500  # history events between two tries when the carry is too big
+MAX_MEMO_BYTES = 256_000
+# Timers longer than this are re-armed when they fire (a deadline years away stays valid).
+MAX_TIMER = timedelta(days=7)
+YIELD_TASK = timedelta(milliseconds=1)
 
 # An action's first attempts run as a local activity: in the worker, recorded in history as a
 # marker, with no server round trips (the dev server manages a few hundred activity round trips
@@ -60,7 +95,7 @@ EMIT_RETRY = RetryPolicy(
 class ActionResult(BaseModel):
     index: int
     type: str
-    status: Literal["running", "executed", "failed"] = "running"
+    status: Literal["queued", "running", "executed", "failed"] = "running"
     detail: str | None = None
 
 
@@ -81,6 +116,23 @@ class AutomationStats(BaseModel):
     firings: int = 0
     last_fired: datetime | None = None
     recent: list[FiringRecord] = Field(default_factory=list)
+    # What went wrong and was skipped: visible in the status query and the Web UI's memo.
+    errors: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    suppressed_firings: int = 0  # over the firing rate limit
+    chain_cut: int = 0  # firings at the end of a chain of automations, not acted on
+
+
+class QueuedFiring(BaseModel):
+    """A firing whose actions wait their turn."""
+
+    id: UUID
+    firing: Firing
+
+
+class RunLimits(BaseModel):
+    firings_per_minute: int = DEFAULT_FIRINGS_PER_MINUTE
 
 
 class AutomationRun(BaseModel):
@@ -89,9 +141,11 @@ class AutomationRun(BaseModel):
     automation: Automation
     state: TriggerState | None = None
     inbox: list[Event] = Field(default_factory=list)
+    queue: list[QueuedFiring] = Field(default_factory=list)
     outbox: list[Event] = Field(default_factory=list)
-    pending_firings: list[Firing] = Field(default_factory=list)
     stats: AutomationStats = Field(default_factory=AutomationStats)
+    limits: RunLimits = Field(default_factory=RunLimits)
+    budget: FiringBudget | None = None
 
 
 class AutomationStatus(BaseModel):
@@ -103,6 +157,9 @@ class AutomationStatus(BaseModel):
     open_windows: int
     triggered_keys: int
     held_events: int
+    backlog: int = 0  # events received, not evaluated yet
+    queued_firings: int = 0  # firings waiting for their actions to start
+    running_firings: int = 0
 
 
 # --------------------------------------------------------------------------- the workflow
@@ -115,14 +172,19 @@ class AutomationWorkflow:
         self.automation = run.automation
         self.evaluator = TriggerEvaluator(run.automation.trigger, run.state)
         self.inbox: list[Event] = list(run.inbox)
+        self.queue: list[QueuedFiring] = list(run.queue)
         self.outbox: list[Event] = list(run.outbox)
-        self.pending_firings: list[Firing] = list(run.pending_firings)
         self.stats = run.stats
+        self.limits = run.limits
+        self.budget = run.budget or FiringBudget(per_minute=run.limits.firings_per_minute)
         self.signals_this_run = 0
-        self.actions_in_flight = 0
+        self.in_flight = 0
         self.emitting = False
+        self.continuing = False  # draining in-flight work before continue-as-new
+        self.carry_retry_at = 0  # history length at which to try continuing again
         self.timer: asyncio.Task[None] | None = None
         self.timer_deadline: datetime | None = None
+        self.timer_fires_at: datetime | None = None
         self.deadline_moved = False  # a new definition or resume: re-arm without waiting
         self.memo_stale = False
 
@@ -130,17 +192,18 @@ class AutomationWorkflow:
     async def run(self, run: AutomationRun) -> None:
         if run.state is None and self.automation.enabled:
             self.evaluator.start(workflow.now())
-        for firing in self.pending_firings:
-            self._act_on(firing)
-        self.pending_firings = []
         while True:
             self._arm_timer()
             await workflow.wait_condition(self._has_work)
-            self._evaluate(start_actions=True)
+            self._evaluate()
+            self._start_firings()
             self._flush_outbox()
             self._publish_counters()
             if self._should_continue_as_new():
                 await self._continue_as_new()
+            elif self.inbox and self.automation.enabled:
+                # A backlog: end this workflow task here and take the next chunk in a new one.
+                await workflow.sleep(YIELD_TASK, summary="next chunk of a backlog")
 
     # ------------------------------------------------------------------ messages
 
@@ -191,6 +254,9 @@ class AutomationWorkflow:
             open_windows=len(state.buckets),
             triggered_keys=len(state.triggered),
             held_events=len(state.held),
+            backlog=len(self.inbox),
+            queued_firings=len(self.queue),
+            running_firings=self.in_flight,
         )
 
     # ------------------------------------------------------------------ evaluation
@@ -199,9 +265,10 @@ class AutomationWorkflow:
         return bool(
             self.inbox
             or self._timer_due()
+            or (self.queue and self._may_start_firing())
             or (self.outbox and not self.emitting)
             or self.deadline_moved
-            or self._should_continue_as_new()
+            or (self._should_continue_as_new() and not self.continuing)
         )
 
     def _arm_timer(self) -> None:
@@ -212,10 +279,12 @@ class AutomationWorkflow:
             return
         if self.timer is not None and not self.timer.done():
             self.timer.cancel()
-        self.timer, self.timer_deadline = None, deadline
+        self.timer, self.timer_deadline, self.timer_fires_at = None, deadline, None
         if deadline is not None:
-            delay = (deadline - workflow.now()).total_seconds()
-            if delay > 0:
+            now = workflow.now()
+            delay = min(deadline - now, MAX_TIMER)
+            if delay > timedelta(0):
+                self.timer_fires_at = now + delay
                 self.timer = asyncio.create_task(
                     workflow.sleep(delay, summary="next trigger deadline")
                 )
@@ -223,27 +292,63 @@ class AutomationWorkflow:
     def _timer_due(self) -> bool:
         return self.timer_deadline is not None and (self.timer is None or self.timer.done())
 
-    def _evaluate(self, start_actions: bool) -> None:
+    def _evaluate(self) -> None:
+        """Evaluate at most EVENTS_PER_TASK events, then act on every deadline that passed."""
         now = workflow.now()
         if self._timer_due() and self.timer_deadline is not None:
-            # The timer fired for this deadline; never let clock rounding put `now` before it.
-            now = max(now, self.timer_deadline)
+            if self.timer_fires_at is None or self.timer_fires_at >= self.timer_deadline:
+                # The timer fired for this deadline; never let clock rounding put `now`
+                # before it.
+                now = max(now, self.timer_deadline)
             self.timer_deadline = None
-        events, self.inbox = self.inbox, []
         if not self.automation.enabled:
+            self.inbox.clear()  # a paused automation evaluates nothing
             return
-        firings = self.evaluator.receive(events, now) + self.evaluator.advance(now)
+        events, self.inbox = self.inbox[:EVENTS_PER_TASK], self.inbox[EVENTS_PER_TASK:]
+        for event in events:
+            try:
+                firings = self.evaluator.receive([event], now)
+            except Exception as error:  # one poisonous event must not stop the automation
+                self._record_error(f"event {event.id} ({event.event}) skipped: {error!r}")
+                continue
+            self._on_firings(firings)
+        try:
+            firings = self.evaluator.advance(now)
+        except Exception as error:
+            self._record_error(f"deadlines skipped: {error!r}")
+            firings = []
+        self._on_firings(firings)
+        for problem in self.evaluator.problems:
+            self._record_error(problem)
+        self.evaluator.problems.clear()
+
+    # ------------------------------------------------------------------ firings
+
+    def _on_firings(self, firings: list[Firing]) -> None:
         for firing in firings:
-            if start_actions:
-                self._act_on(firing)
-            else:
-                self.pending_firings.append(firing)
+            try:
+                self._on_firing(firing)
+            except Exception as error:
+                self._record_error(f"firing for key {firing.key} skipped: {error!r}")
 
-    # ------------------------------------------------------------------ actions
-
-    def _act_on(self, firing: Firing) -> None:
+    def _on_firing(self, firing: Firing) -> None:
+        """Record a firing, announce it, and queue its actions — unless it ends a chain of
+        automations or goes over the firing rate limit."""
+        if firing_depth(firing) > MAX_CHAIN_DEPTH:
+            self.stats.chain_cut += 1
+            self._record_error(
+                f"firing not acted on: it would be link {firing_depth(firing)} of a chain of "
+                f"automations triggering each other (at most {MAX_CHAIN_DEPTH})"
+            )
+            return
+        if not self.budget.take(workflow.now()):
+            self.stats.suppressed_firings += 1
+            self._record_error(
+                f"firing rate limit reached ({self.budget.per_minute} a minute): "
+                f"{self.stats.suppressed_firings} firings suppressed so far"
+            )
+            return
         firing_id = workflow.uuid4()
-        automation = self.automation
         record = FiringRecord(
             id=firing_id,
             state=firing.state,
@@ -253,37 +358,48 @@ class AutomationWorkflow:
             event_name=firing.event.event if firing.event else None,
             event_resource_id=firing.event.resource_id if firing.event else None,
             occurred=firing.occurred,
+            actions=[
+                ActionResult(index=index, type=action.type, status="queued")
+                for index, action in enumerate(self._actions_for(firing))
+            ],
         )
         self.stats.firings += 1
         self.stats.last_fired = firing.occurred
         self.stats.recent = [*self.stats.recent, record][-RECENT_FIRINGS:]
         self.memo_stale = True
-        self.outbox.append(firing_event(automation, firing, firing_id, workflow.uuid4()))
-        if firing.state == "triggered":
-            actions = [*automation.actions, *automation.actions_on_trigger]
-        else:
-            actions = list(automation.actions_on_resolve)
-        if actions:
-            self.actions_in_flight += 1
-            asyncio.create_task(self._run_actions(automation, firing, firing_id, actions, record))
+        self.outbox.append(firing_event(self.automation, firing, firing_id, workflow.uuid4()))
+        if record.actions:
+            self.queue.append(QueuedFiring(id=firing_id, firing=firing))
 
-    async def _run_actions(
-        self,
-        automation: Automation,
-        firing: Firing,
-        firing_id: UUID,
-        actions: list[Any],
-        record: FiringRecord,
-    ) -> None:
+    def _actions_for(self, firing: Firing) -> list[Any]:
+        automation = self.automation
+        if firing.state == "triggered":
+            return [*automation.actions, *automation.actions_on_trigger]
+        return list(automation.actions_on_resolve)
+
+    def _may_start_firing(self) -> bool:
+        return self.in_flight < FIRINGS_IN_FLIGHT and not self.continuing
+
+    def _start_firings(self) -> None:
+        while self.queue and self._may_start_firing():
+            queued = self.queue.pop(0)
+            self.in_flight += 1
+            asyncio.create_task(self._run_actions(queued))
+
+    async def _run_actions(self, queued: QueuedFiring) -> None:
+        """Run one firing's actions in order (the definition's actions as they are now)."""
         try:
-            for index, action in enumerate(actions):
-                result = ActionResult(index=index, type=action.type)
-                record.actions.append(result)
+            automation = self.automation
+            firing, firing_id = queued.firing, queued.id
+            record = self._record_of(queued)
+            for index, action in enumerate(self._actions_for(firing)):
+                result = self._result_slot(record, index, action.type)
+                result.status = "running"
                 started = self._lifecycle(automation, firing, firing_id, "triggered", index, action)
                 try:
                     result.detail = await self._run_action(
                         ActionRequest(
-                            automation=automation,
+                            automation=AutomationSummary.of(automation),
                             action=action,
                             action_index=index,
                             firing=firing,
@@ -296,7 +412,7 @@ class AutomationWorkflow:
                     )
                 except FailureError as error:
                     result.status = "failed"
-                    result.detail = _reason(error)
+                    result.detail = _reason(error)[:MAX_ERROR_TEXT]
                     self._lifecycle(
                         automation,
                         firing,
@@ -308,8 +424,36 @@ class AutomationWorkflow:
                         follows=started,
                     )
                 self.memo_stale = True
+        except Exception as error:  # a bug here must not fail the workflow task
+            self._record_error(f"actions of firing {queued.id} stopped: {error!r}")
         finally:
-            self.actions_in_flight -= 1
+            self.in_flight -= 1
+
+    def _record_of(self, queued: QueuedFiring) -> FiringRecord:
+        for record in self.stats.recent:
+            if record.id == queued.id:
+                return record
+        # Rolled out of the recent list while it waited: results are kept nowhere visible.
+        firing = queued.firing
+        return FiringRecord(
+            id=queued.id,
+            state=firing.state,
+            key=firing.key,
+            labels=firing.labels,
+            event_id=None,
+            event_name=None,
+            occurred=firing.occurred,
+        )
+
+    @staticmethod
+    def _result_slot(record: FiringRecord, index: int, action_type: str) -> ActionResult:
+        for result in record.actions:
+            if result.index == index:
+                result.type = action_type
+                return result
+        result = ActionResult(index=index, type=action_type)
+        record.actions.append(result)
+        return result
 
     async def _run_action(self, request: ActionRequest) -> str:
         activity_name = ACTIVITY_FOR_ACTION.get(request.action.type)
@@ -368,11 +512,22 @@ class AutomationWorkflow:
     def _flush_outbox(self) -> None:
         if self.outbox and not self.emitting:
             self.emitting = True
-            asyncio.create_task(self._emit(self.outbox[:MAX_EMIT_BATCH]))
+            asyncio.create_task(self._emit(self._next_emit_batch()))
+
+    def _next_emit_batch(self) -> list[Event]:
+        batch: list[Event] = []
+        size = 0
+        for event in self.outbox[:MAX_EMIT_BATCH]:
+            event_size = _payload_bytes(event)
+            if batch and size + event_size > MAX_EMIT_BYTES:
+                break
+            batch.append(event)
+            size += event_size
+        return batch
 
     async def _emit(self, batch: list[Event]) -> None:
         try:
-            await workflow.execute_activity(
+            refused = await workflow.execute_activity(
                 EMIT_EVENTS,
                 batch,
                 result_type=int,
@@ -380,9 +535,22 @@ class AutomationWorkflow:
                 retry_policy=EMIT_RETRY,
                 summary=f"emit {len(batch)} lifecycle events",
             )
+            if refused:
+                self._record_error(f"{refused} lifecycle events refused by the events API")
+        except Exception as error:
+            self._record_error(f"{len(batch)} lifecycle events not emitted: {error!r}")
         finally:
             del self.outbox[: len(batch)]
             self.emitting = False
+
+    # ------------------------------------------------------------------ what went wrong
+
+    def _record_error(self, message: str) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = message[:MAX_ERROR_TEXT]
+        self.stats.last_error_at = workflow.now()
+        self.memo_stale = True
+        workflow.logger.warning("automation %s: %s", self.automation.id, message[:MAX_ERROR_TEXT])
 
     # ------------------------------------------------------------------ memo and search attributes
 
@@ -401,42 +569,111 @@ class AutomationWorkflow:
     # ------------------------------------------------------------------ continue-as-new
 
     def _should_continue_as_new(self) -> bool:
-        return (
-            self.signals_this_run >= MAX_SIGNALS_PER_RUN
-            or workflow.info().is_continue_as_new_suggested()
-        )
+        info = workflow.info()
+        if (
+            info.get_current_history_length() >= FORCE_CONTINUE_AT_EVENTS
+            or info.get_current_history_size() >= FORCE_CONTINUE_AT_BYTES
+        ):
+            return True
+        wanted = self.signals_this_run >= MAX_SIGNALS_PER_RUN or info.is_continue_as_new_suggested()
+        return wanted and info.get_current_history_length() >= self.carry_retry_at
 
     async def _continue_as_new(self) -> None:
-        # Actions in flight finish in this run; meanwhile events are still evaluated (so the
-        # inbox stays small) and new firings wait to start in the next run.
-        while not (
-            self.actions_in_flight == 0 and not self.emitting and workflow.all_handlers_finished()
-        ):
+        # Firings in flight finish in this run (an activity cannot cross into the next one);
+        # no new firing starts meanwhile, and events go on being evaluated into the queue.
+        self.continuing = True
+        while not (self.in_flight == 0 and not self.emitting and workflow.all_handlers_finished()):
             await workflow.wait_condition(
                 lambda: (
                     bool(self.inbox)
+                    or (self.outbox and not self.emitting)
                     or (
-                        self.actions_in_flight == 0
+                        self.in_flight == 0
                         and not self.emitting
                         and workflow.all_handlers_finished()
                     )
                 )
             )
-            self._evaluate(start_actions=False)
+            self._evaluate()
+            self._flush_outbox()
+            if self.inbox:
+                await workflow.sleep(YIELD_TASK, summary="next chunk of a backlog")
         if self.timer is not None and not self.timer.done():
             self.timer.cancel()
+        carry = self._carry()
+        memo = memo_for(self.automation, self.stats)
+        size = _payload_bytes(carry) + _payload_bytes(memo)
+        forced = not self._within_history_headroom()
+        if size > MAX_CARRY_BYTES and not forced:
+            # Too much to carry: work off the backlog in this run (it has headroom up to the
+            # server's hard limits), and try again once the history grew a little.
+            self.continuing = False
+            self.carry_retry_at = workflow.info().get_current_history_length() + CARRY_RETRY_EVERY
+            workflow.logger.info(
+                "automation %s: %d bytes to carry, over %d; continuing later",
+                self.automation.id,
+                size,
+                MAX_CARRY_BYTES,
+            )
+            return
+        if size > MAX_CARRY_BYTES:
+            carry = self._shed(carry)
         workflow.continue_as_new(
-            AutomationRun(
-                automation=self.automation,
-                state=self.evaluator.state,
-                inbox=self.inbox,
-                outbox=self.outbox,
-                pending_firings=self.pending_firings,
-                stats=self.stats,
-            ),
-            memo=memo_for(self.automation, self.stats),
+            carry,
+            memo=_bounded_memo(memo),
             search_attributes=search_attributes_for(self.automation),
         )
+
+    def _within_history_headroom(self) -> bool:
+        info = workflow.info()
+        return (
+            info.get_current_history_length() < FORCE_CONTINUE_AT_EVENTS
+            and info.get_current_history_size() < FORCE_CONTINUE_AT_BYTES
+        )
+
+    def _carry(self) -> AutomationRun:
+        return AutomationRun(
+            automation=self.automation,
+            state=self.evaluator.state,
+            inbox=self.inbox,
+            queue=self.queue,
+            outbox=self.outbox,
+            stats=self.stats,
+            limits=self.limits,
+            budget=self.budget,
+        )
+
+    def _shed(self, carry: AutomationRun) -> AutomationRun:
+        """The last resort, when the run nears the server's hard limits with more than fits:
+        drop the newest work until the carry fits, and say how much (else the server would
+        terminate the run and every bit of it would be lost)."""
+        dropped = {"lifecycle events": 0, "queued firings": 0, "events": 0}
+        for name, items in (
+            ("lifecycle events", carry.outbox),
+            ("queued firings", carry.queue),
+            ("events", carry.inbox),
+        ):
+            while items and _payload_bytes(carry) > MAX_CARRY_BYTES:
+                del items[len(items) // 2 :]
+                dropped[name] = dropped.get(name, 0) + 1
+        self._record_error(
+            "history reached its limits with more work than a run can carry; dropped the "
+            f"newest halves of: {', '.join(k for k, v in dropped.items() if v)}"
+        )
+        carry.stats = self.stats
+        return carry
+
+
+def _payload_bytes(value: Any) -> int:
+    """What `value` weighs as a Temporal payload, encoded as the worker will encode it."""
+    return sum(len(p.data) for p in workflow.payload_converter().to_payloads([value]))
+
+
+def _bounded_memo(memo: dict[str, Any]) -> dict[str, Any]:
+    if _payload_bytes(memo) <= MAX_MEMO_BYTES:
+        return memo
+    automation = memo.get("automation") or {}
+    return {**memo, "automation": {"id": automation.get("id"), "name": automation.get("name")}}
 
 
 def _is_permanent(error: FailureError) -> bool:
@@ -469,6 +706,8 @@ def counters_memo(stats: AutomationStats) -> dict[str, Any]:
         "firings": stats.firings,
         "last_fired": stats.last_fired.isoformat() if stats.last_fired else None,
         "events_received": stats.events_received,
+        "errors": stats.errors,
+        "last_error": stats.last_error,
     }
 
 

@@ -12,9 +12,12 @@ from temporal_automations.domain.lifecycle import (
     ACTION_EXECUTED,
     ACTION_FAILED,
     ACTION_TRIGGERED,
+    EMBEDDED_PAYLOAD_DEPTH,
     RESOLVED,
     TRIGGERED,
     action_event,
+    chain_depth,
+    firing_depth,
     firing_event,
     is_own_event,
 )
@@ -93,6 +96,7 @@ def test_action_events_per_outcome() -> None:
             "action_index": 2,
             "action_type": "call-webhook",
             "invocation": f"{uid(1)}:{uid(8)}:2",
+            "chain_depth": 1,
         }
         assert e.follows is None
 
@@ -160,3 +164,59 @@ def test_one_automation_can_react_to_another() -> None:
     (fired,) = watcher.receive([firing_event(other, firing(), uid(8), uid(9))], at(21))
     assert fired.state == "triggered" and fired.event is not None
     assert fired.event.related[0][RESOURCE_ID] == f"prefect.event.{uid(7)}"
+
+
+# --------------------------------------------------------------------------- chains and bounds
+
+
+def test_each_link_of_a_chain_of_automations_is_one_deeper() -> None:
+    first = firing_event(automation(), firing(), uid(8), uid(9))
+    assert chain_depth(event(FAILED, 0, RUN)) == 0  # anything but a lifecycle event
+    assert first.payload["chain_depth"] == chain_depth(first) == 1
+    other = automation(id=str(uid(2)), name="other")
+    second = firing_event(
+        other,
+        Firing(state="triggered", key="[]", labels={}, event=first, occurred=at(21)),
+        uid(10),
+        uid(11),
+    )
+    assert chain_depth(second) == 2
+    action = action_event(
+        other,
+        Firing(state="triggered", key="[]", labels={}, event=second, occurred=at(22)),
+        uid(12),
+        uid(13),
+        at(22),
+        outcome="executed",
+        action_index=0,
+        action_type="do-nothing",
+    )
+    assert chain_depth(action) == 3
+
+
+def test_a_spoofed_chain_depth_counts_as_a_first_link() -> None:
+    own = {RESOURCE_ID: f"prefect.automation.{uid(3)}"}
+    for spoof in ("20", -5, True, None, 2.5):
+        spoofed = Event(event=TRIGGERED, resource=own, payload={"chain_depth": spoof})
+        assert chain_depth(spoofed) == 1
+    trusted = Event(event=TRIGGERED, resource=own, payload={"chain_depth": 7})
+    assert (
+        firing_depth(Firing(state="triggered", key="", labels={}, event=trusted, occurred=at(0)))
+        == 8
+    )
+
+
+def test_the_embedded_triggering_event_is_cut_in_depth_and_size() -> None:
+    deep: dict[str, object] = {"leaf": 1}
+    for _ in range(25):
+        deep = {"next": deep}
+    big = {"blob": "x" * 100_000}
+    for payload in (deep, big):
+        trigger_event = Event(event=FAILED, resource={RESOURCE_ID: RUN}, payload=payload)
+        f = Firing(state="triggered", key="", labels={}, event=trigger_event, occurred=at(0))
+        embedded = firing_event(automation(), f, uid(8), uid(9)).payload["triggering_event"]
+        assert len(str(embedded)) < 20_000
+        level, node = 0, embedded["payload"]
+        while isinstance(node, dict) and "next" in node:
+            level, node = level + 1, node["next"]
+        assert level <= EMBEDDED_PAYLOAD_DEPTH
