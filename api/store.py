@@ -13,8 +13,9 @@ from uuid import UUID, uuid4
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from temporal_automations.domain.automations import Automation, AutomationCore
+from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import utcnow
+from temporal_automations.domain.inputs import AutomationCore
 from temporal_automations.settings import Settings
 from temporal_automations.temporal import WORKFLOW_TYPE, workflow_id
 from temporal_automations.workflows.automation import (
@@ -98,8 +99,10 @@ class AutomationStore:
     # ------------------------------------------------------------------ writes
 
     async def create(self, core: AutomationCore) -> Automation:
+        # The id and times are drawn here, once, and travel in the workflow's input: the
+        # stored model has no defaults of its own that a replay could draw differently.
         now = utcnow()
-        automation = Automation(id=uuid4(), created=now, updated=now, **dict(core))
+        automation = core.to_automation(uuid4(), now, now)
         await self.client.start_workflow(
             AutomationWorkflow.run,
             AutomationRun(automation=automation),
@@ -115,9 +118,7 @@ class AutomationStore:
 
     async def replace(self, automation_id: UUID, core: AutomationCore) -> Automation:
         current = self.get(automation_id)
-        automation = Automation(
-            id=automation_id, created=current.created, updated=utcnow(), **dict(core)
-        )
+        automation = core.to_automation(automation_id, current.created, utcnow())
         result = await self._update(automation_id, AutomationWorkflow.replace, automation)
         self.catalog[automation_id] = result
         self._changed()

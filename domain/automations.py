@@ -1,22 +1,26 @@
-"""Automations in Prefect's JSON: a trigger and the actions it runs. Validated at the edge."""
+"""Automations as they are STORED: in each workflow's input, continue-as-new state and memo.
+
+These models read what an older (or newer) version of this code wrote into workflow history, so
+they never refuse: unknown fields are ignored, no rule beyond the types is checked, and no
+default is computed (no uuid4(), no now()), which keeps replay deterministic. What a client
+may send is checked by the strict models in `domain/inputs.py`, which subclass these.
+
+Evolving them (every running automation must keep replaying):
+- add a field only with a constant default, so that older histories still validate;
+- never remove, rename or tighten a field, nor add a validator that raises: do that at the edge;
+- bump `Automation.schema_version` when a change alters what stored data means.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, Event, Labels, utcnow
+from temporal_automations.domain.events import RESOURCE_ID, Event, Labels
 from temporal_automations.domain.matching import (
     ResourceSpec,
     name_matches,
@@ -27,10 +31,15 @@ from temporal_automations.domain.matching import (
 PROACTIVE_MINIMUM_WITHIN = 10.0
 
 
-class Strict(BaseModel):
-    """Unknown fields are an error (422 at the API), as in Prefect."""
+class Stored(BaseModel):
+    """Lenient: a field written by a newer version is ignored rather than refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
+
+
+def _seconds(value: Any) -> Any:
+    # Prefect sends durations as timedeltas (or seconds); keep seconds.
+    return value.total_seconds() if isinstance(value, timedelta) else value
 
 
 # --------------------------------------------------------------------------- triggers
@@ -41,20 +50,20 @@ class Posture(StrEnum):
     Proactive = "Proactive"
 
 
-class EventTrigger(Strict):
+class EventTrigger(Stored):
     """Fires when `threshold` expected events arrive within `within` seconds (Reactive), or
     when fewer than `threshold` arrive (Proactive), per `for_each` key."""
 
     type: Literal["event"] = "event"
-    id: UUID = Field(default_factory=uuid4)
+    id: UUID
     match: ResourceSpec = Field(default_factory=dict)
     match_related: ResourceSpec | list[ResourceSpec] = Field(default_factory=dict)
     after: list[str] = Field(default_factory=list)
     expect: list[str] = Field(default_factory=list)
     for_each: list[str] = Field(default_factory=list)
     posture: Posture
-    threshold: int = Field(default=1, ge=0)
-    within: float = Field(default=0.0, ge=0, description="seconds", validate_default=True)
+    threshold: int = 1
+    within: float = Field(default=0.0, description="seconds", validate_default=True)
 
     @field_validator("after", "expect", "for_each", mode="before")
     @classmethod
@@ -64,22 +73,16 @@ class EventTrigger(Strict):
 
     @field_validator("within", mode="before")
     @classmethod
-    def _seconds(cls, value: Any) -> Any:
-        return value.total_seconds() if isinstance(value, timedelta) else value
+    def _within_seconds(cls, value: Any) -> Any:
+        return _seconds(value)
 
     @field_validator("within")
     @classmethod
-    def _proactive_within(cls, within: float, info: ValidationInfo) -> float:
-        # A field validator (posture is declared, so validated, before within): the 422
-        # then points at trigger.within.
-        if info.data.get("posture") == Posture.Proactive:
-            if within == 0:
-                return PROACTIVE_MINIMUM_WITHIN
-            if within < PROACTIVE_MINIMUM_WITHIN:
-                raise ValueError(
-                    f"within must be at least {PROACTIVE_MINIMUM_WITHIN:g} seconds "
-                    "for a Proactive trigger"
-                )
+    def _proactive_default_within(cls, within: float, info: ValidationInfo) -> float:
+        # Prefect's rule: a Proactive trigger without a window watches 10 s windows. Only a
+        # normalisation; refusing a shorter window is the edge's job (domain/inputs.py).
+        if within == 0 and info.data.get("posture") == Posture.Proactive:
+            return PROACTIVE_MINIMUM_WITHIN
         return within
 
     @property
@@ -123,29 +126,23 @@ class Source(StrEnum):
     inferred = "inferred"
 
 
-class DoNothing(Strict):
+class DoNothing(Stored):
     type: Literal["do-nothing"] = "do-nothing"
 
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-class CallWebhook(Strict):
+class CallWebhook(Stored):
     """POST (or `method`) the rendered `payload` template to `url`, or to the URL of a
     Prefect Webhook block (`block_document_id`, with its method and headers)."""
 
     type: Literal["call-webhook"] = "call-webhook"
-    url: str | None = Field(None, pattern=r"^https?://", max_length=2048)
+    url: str | None = None
     block_document_id: UUID | None = None
     method: HttpMethod = "POST"
     headers: dict[str, str] = Field(default_factory=dict)
     payload: str = ""
-
-    @model_validator(mode="after")
-    def _one_target(self) -> CallWebhook:
-        if (self.url is None) == (self.block_document_id is None):
-            raise ValueError("give either url or block_document_id")
-        return self
 
 
 DEFAULT_SUBJECT = "Automation {{ automation.name }} was {{ firing.state }}"
@@ -156,7 +153,7 @@ DEFAULT_BODY = (
 )
 
 
-class SendNotification(Strict):
+class SendNotification(Stored):
     """Send `subject` and `body` (templates) to one or more apprise URLs, or through a
     Prefect notification block (`block_document_id`)."""
 
@@ -172,21 +169,8 @@ class SendNotification(Strict):
             return []
         return [self.url] if isinstance(self.url, str) else list(self.url)
 
-    @field_validator("url")
-    @classmethod
-    def _some_url(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if value is not None and not value:
-            raise ValueError("at least one notification URL is needed")
-        return value
 
-    @model_validator(mode="after")
-    def _one_target(self) -> SendNotification:
-        if (self.url is None) == (self.block_document_id is None):
-            raise ValueError("give either url or block_document_id")
-        return self
-
-
-class TargetedAction(Strict):
+class TargetedAction(Stored):
     """An action on one resource: `selected` names it in `<kind>_id`; `inferred` takes the
     first `prefect.<kind>.<id>` of the triggering event (or of a proactive firing's key)."""
 
@@ -194,17 +178,12 @@ class TargetedAction(Strict):
     source: Source = Source.selected
 
     @property
-    def selected_id(self) -> UUID | None:
-        return getattr(self, f"{self.target_kind.replace('-', '_')}_id")
+    def selected_field(self) -> str:
+        return f"{self.target_kind.replace('-', '_')}_id"
 
-    @model_validator(mode="after")
-    def _target(self) -> TargetedAction:
-        name = f"{self.target_kind.replace('-', '_')}_id"
-        if self.source == Source.selected and self.selected_id is None:
-            raise ValueError(f"{name} is required when source is 'selected'")
-        if self.source == Source.inferred and self.selected_id is not None:
-            raise ValueError(f"{name} is not allowed when source is 'inferred'")
-        return self
+    @property
+    def selected_id(self) -> UUID | None:
+        return getattr(self, self.selected_field)
 
 
 class AutomationAction(TargetedAction):
@@ -234,12 +213,12 @@ class RunDeployment(DeploymentAction):
     type: Literal["run-deployment"] = "run-deployment"
     parameters: dict[str, Any] | None = None
     job_variables: dict[str, Any] | None = None
-    schedule_after: float = Field(default=0.0, ge=0, description="seconds")
+    schedule_after: float = Field(default=0.0, description="seconds")
 
     @field_validator("schedule_after", mode="before")
     @classmethod
-    def _seconds(cls, value: Any) -> Any:
-        return value.total_seconds() if isinstance(value, timedelta) else value
+    def _schedule_after_seconds(cls, value: Any) -> Any:
+        return _seconds(value)
 
 
 class PauseDeployment(DeploymentAction):
@@ -276,7 +255,7 @@ class ResumeWorkPool(WorkPoolAction):
     type: Literal["resume-work-pool"] = "resume-work-pool"
 
 
-class FlowRunAction(Strict):
+class FlowRunAction(Stored):
     """Acts on the flow run of the firing: always inferred, as in Prefect."""
 
     target_kind: ClassVar[str] = "flow-run"
@@ -315,6 +294,8 @@ PREFECT_ACTIONS = (
 )  # fmt: skip
 
 
+# The discriminator refuses a `type` this version does not know: a new action type reaches every
+# worker before the API accepts it (and so does a new posture).
 Action = Annotated[
     DoNothing
     | CallWebhook
@@ -341,10 +322,10 @@ SECRET_MASK = "********"
 # --------------------------------------------------------------------------- automations
 
 
-class AutomationCore(Strict):
-    """What a user writes: POST /api/automations/ and PUT /api/automations/{id}."""
+class AutomationFields(Stored):
+    """What a user writes, as stored; `inputs.AutomationCore` is its strict form."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str
     description: str = ""
     enabled: bool = True
     tags: list[str] = Field(default_factory=list)
@@ -354,46 +335,17 @@ class AutomationCore(Strict):
     actions_on_resolve: list[Action] = Field(default_factory=list)
     owner_resource: str | None = None
 
-    @model_validator(mode="after")
-    def _no_endless_run_deployment(self) -> AutomationCore:
-        """Refuse a Reactive automation that runs a deployment whose new run's own events
-        (Scheduled, Pending, Running) would trigger it again, forever."""
-        if not self.enabled or self.trigger.posture != Posture.Reactive:
-            return self
-        for action in [*self.actions, *self.actions_on_trigger]:
-            if not isinstance(action, RunDeployment):
-                continue
-            deployment = action.deployment_id or "00000000-0000-4000-8000-000000000000"
-            for state in ("Scheduled", "Pending", "Running"):
-                probe = Event(
-                    event=f"prefect.flow-run.{state}",
-                    resource={RESOURCE_ID: "prefect.flow-run.00000000-0000-4000-8000-000000000001"},
-                    related=[
-                        {
-                            RESOURCE_ID: f"prefect.deployment.{deployment}",
-                            RESOURCE_ROLE: "deployment",
-                        }
-                    ],
-                )
-                if self.trigger.covers(probe):
-                    which = (
-                        "the inferred deployment"
-                        if action.deployment_id is None
-                        else (f"deployment {deployment}")
-                    )
-                    raise ValueError(
-                        f"this automation would trigger itself forever: each run of {which} "
-                        f"emits prefect.flow-run.{state}, which its Reactive trigger matches. "
-                        "Narrow match/match_related so that runs of that deployment do not "
-                        "match, or choose the deployment instead of inferring it."
-                    )
-        return self
 
+class Automation(AutomationFields):
+    """An automation as a workflow holds it. The ids and times are given by whoever makes one
+    (the API, once), never defaulted here: a default would differ on every replay."""
 
-class Automation(AutomationCore):
     id: UUID
-    created: datetime = Field(default_factory=utcnow)
-    updated: datetime = Field(default_factory=utcnow)
+    created: datetime
+    updated: datetime
+    # The shape of what was stored, for a future reader that must tell versions apart. Add
+    # fields with constant defaults; never remove or tighten one (see the module docstring).
+    schema_version: int = 1
 
     @property
     def resource_id(self) -> str:

@@ -263,10 +263,10 @@ class TriggerEvaluator:
     def _forget_old_ids(self, now: datetime) -> None:
         seen = self.state.seen
         horizon = now - REMEMBER_SEEN_FOR
-        excess = len(seen) - MAX_SEEN
-        # Insertion order is delivery order, so the oldest ids come first.
-        for event_id, received in list(seen.items()):
-            if received >= horizon and excess <= 0:
+        # Insertion order is delivery order, so the oldest ids come first: stop at the first
+        # one to keep (called once per event, so never walk the whole dict).
+        while seen:
+            oldest = next(iter(seen))
+            if seen[oldest] >= horizon and len(seen) <= MAX_SEEN:
                 break
-            del seen[event_id]
-            excess -= 1
+            del seen[oldest]

@@ -1,9 +1,9 @@
 """Events in Prefect's shape: what happened, to which resource, with which related resources.
 
-Everything hostile about an event that can be refused is refused here, at validation, so the
-HTTP edge answers 422 and no workflow ever sees it: instants outside 1970–2999 (date arithmetic
-on them overflows inside the workflow), payloads nested deeper than `MAX_PAYLOAD_DEPTH`, and
-label keys or values longer than `MAX_LABEL_KEY` / `MAX_LABEL_VALUE`.
+Everything hostile about an event that can be refused is refused by `EventIn`, at validation,
+so the HTTP edge answers 422 and no workflow ever sees it: instants outside 1970–2999 (date
+arithmetic on them overflows inside the workflow), payloads nested deeper than
+`MAX_PAYLOAD_DEPTH`, and label keys or values longer than `MAX_LABEL_KEY` / `MAX_LABEL_VALUE`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ MAX_LABEL_VALUE = 4096
 # own limit (~200) for those to serialize and parse again.
 MAX_PAYLOAD_DEPTH = 32
 EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
-# Exclusive: the last accepted instant is 2999-12-31T23:59:59.999999Z. Far enough from
-# datetime.max that adding any window or hold we allow cannot overflow.
+# Exclusive: the last accepted instant is 2999-12-31T23:59:59.999999Z. datetime.max is in 9999,
+# so adding a window or a hold to an accepted instant has millennia of headroom.
 END_OF_INSTANTS = datetime(3000, 1, 1, tzinfo=UTC)
 _INSTANT_RANGE = "an instant in the years 1970–2999 (UTC)"
 
@@ -62,7 +62,7 @@ def _as_utc(value: datetime) -> datetime:
         converted = aware.astimezone(UTC) if in_range else None
     except (ArithmeticError, TypeError, ValueError) as error:
         # A tzinfo whose utcoffset() misbehaves: refused like any other unusable instant.
-        raise ValueError(f"must be {_INSTANT_RANGE}; got {value!r}") from error
+        raise ValueError(f"must be {_INSTANT_RANGE} with a usable timezone") from error
     if converted is None:
         raise ValueError(f"must be {_INSTANT_RANGE}; got {value.isoformat()}")
     return converted
@@ -96,18 +96,43 @@ def _check_labels(labels: Labels, where: str) -> Labels:
 
 
 class Event(BaseModel):
-    """One event. `id` is the client's dedupe key; `occurred` is the event time windows use."""
+    """One event, as workflows store it: lenient and without defaults that would differ on
+    replay (a later, stricter rule must never make an event recorded in history unreadable).
+    What clients send is validated by `EventIn`. `id` is the dedupe key; `occurred` is the
+    event time windows use."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: UUID
+    occurred: datetime
+    event: str
+    resource: Labels
+    related: list[Labels] = Field(default_factory=list)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    follows: UUID | None = None
+    received: datetime | None = None
+
+    @property
+    def resource_id(self) -> str:
+        return self.resource.get(RESOURCE_ID, "")
+
+    def related_by_role(self, role: str) -> list[Labels]:
+        return [labels for labels in self.related if labels.get(RESOURCE_ROLE) == role]
+
+    def resources(self) -> list[Labels]:
+        """The event's resource, then its related ones, in order (the order inference uses)."""
+        return [self.resource, *self.related]
+
+
+class EventIn(Event):
+    """An event as a client sends it to POST /api/events: every bound checked (a 422 names
+    the field), an `id` and `occurred` filled in when missing."""
 
     id: UUID = Field(default_factory=uuid4)
     occurred: datetime = Field(default_factory=utcnow)
     event: str = Field(min_length=1, max_length=MAX_EVENT_NAME)
     resource: BoundedLabels
     related: list[BoundedLabels] = Field(default_factory=list, max_length=MAX_RELATED)
-    payload: dict[str, Any] = Field(default_factory=dict)
-    follows: UUID | None = None
-    received: datetime | None = None
 
     @field_validator("occurred", "received")
     @classmethod
@@ -139,17 +164,6 @@ class Event(BaseModel):
                     f"payload nests deeper than {MAX_PAYLOAD_DEPTH} levels of objects/arrays"
                 )
         return value
-
-    @property
-    def resource_id(self) -> str:
-        return self.resource[RESOURCE_ID]
-
-    def related_by_role(self, role: str) -> list[Labels]:
-        return [labels for labels in self.related if labels.get(RESOURCE_ROLE) == role]
-
-    def resources(self) -> list[Labels]:
-        """The event's resource, then its related ones, in order (the order inference uses)."""
-        return [self.resource, *self.related]
 
 
 TRIM_EXCERPT_CHARS = 200

@@ -19,7 +19,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 
 from temporal_automations.domain.automations import Automation
-from temporal_automations.domain.events import Event
+from temporal_automations.domain.events import Event, EventIn
+from temporal_automations.domain.inputs import AutomationCore
 from temporal_automations.temporal import SEARCH_ATTRIBUTES
 
 # --------------------------------------------------------------------------- Temporal binaries
@@ -202,7 +203,7 @@ def make_event(
     follows: uuid.UUID | None = None,
     **labels: str,
 ) -> Event:
-    return Event(
+    return EventIn(
         id=id or uuid.uuid4(),
         occurred=occurred or datetime.now(UTC),
         event=name,
@@ -226,16 +227,17 @@ def event_json(name: str, resource_id: str, **fields: Any) -> dict[str, Any]:
 def make_automation(
     trigger: dict[str, Any], actions: list[dict[str, Any]] | None = None, **fields: Any
 ) -> Automation:
-    """An automation as the API would store it (validated by the same model)."""
-    return Automation.model_validate(
+    """An automation as the API would store it: checked by the edge model, then stored."""
+    core = AutomationCore.model_validate(
         {
-            "id": str(uuid.uuid4()),
             "name": fields.pop("name", "test automation"),
             "trigger": trigger,
             "actions": actions or [],
             **fields,
         }
     )
+    now = datetime.now(UTC)
+    return core.to_automation(uuid.uuid4(), now, now)
 
 
 def webhook_action(receiver: Receiver, path: str = "/hook", payload: str = "") -> dict[str, Any]:

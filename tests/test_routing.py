@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import uuid4
 
 from temporal_automations.api.routing import AutomationIndex
 from temporal_automations.domain.automations import Automation, automation_resource_id
-from temporal_automations.domain.events import Event
+from temporal_automations.domain.events import EventIn
+from temporal_automations.domain.inputs import AutomationCore
 
 
 def automation(enabled: bool = True, **trigger: object) -> Automation:
-    return Automation.model_validate(
+    core = AutomationCore.model_validate(
         {
-            "id": str(uuid4()),
             "name": "a",
             "enabled": enabled,
             "trigger": {"posture": "Reactive", **trigger},
             "actions": [{"type": "do-nothing"}],
         }
     )
+    now = datetime.now(UTC)
+    return core.to_automation(uuid4(), now, now)
 
 
-def event(name: str, resource_id: str = "prefect.flow-run.1", **extra: object) -> Event:
-    return Event.model_validate(
+def event(name: str, resource_id: str = "prefect.flow-run.1", **extra: object) -> EventIn:
+    return EventIn.model_validate(
         {"event": name, "resource": {"prefect.resource.id": resource_id}, **extra}
     )
 

@@ -10,121 +10,39 @@ sink are a real local HTTP server (tests.support.Receiver), not mocks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from temporal_automations.devserver import DevServer
-from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import Event
-from temporal_automations.settings import Settings
-from temporal_automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME, workflow_id
-from temporal_automations.worker import build_worker
+from temporal_automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME
 from temporal_automations.workflows.automation import (
     MAX_SIGNALS_PER_RUN,
-    AutomationRun,
-    AutomationStats,
-    AutomationStatus,
     AutomationWorkflow,
-    memo_for,
-    search_attributes_for,
 )
 from tests.support import STUCK_TRIGGER, Receiver, make_automation, make_event, webhook_action
+from tests.workflow_support import (
+    actions_done,
+    automation_workflow,
+    current_run_id,
+    deliver,
+    lifecycle_names,
+    received,
+    running_worker,
+    status_when,
+)
 
 # The dev server suggests continue-as-new once a run's history holds this many events
 # (the server's default is 4 Ki events; `limit.historySize.suggestContinueAsNew` is its
 # byte-size sibling, 4 MB by default).
 SUGGEST_CONTINUE_AS_NEW_AT = {"limit.historyCount.suggestContinueAsNew": "30"}
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-@asynccontextmanager
-async def running_worker(
-    client: Client, receiver: Receiver, *, allow_private_webhooks: bool = True
-) -> AsyncIterator[str]:
-    """The production worker on a task queue of its own; yields the task queue."""
-    task_queue = f"test-{uuid.uuid4()}"
-    settings = Settings(
-        task_queue=task_queue,
-        api_url=f"{receiver.url}/api",  # lifecycle events go to the receiver's /api/events
-        allow_private_webhooks=allow_private_webhooks,
-    )
-    async with aiohttp.ClientSession() as http, build_worker(client, settings, http):
-        yield task_queue
-
-
-@asynccontextmanager
-async def automation_workflow(
-    client: Client, task_queue: str, automation: Automation
-) -> AsyncIterator[WorkflowHandle[Any, Any]]:
-    """Started as the API starts it (memo and search attributes), terminated afterwards."""
-    handle = await client.start_workflow(
-        AutomationWorkflow.run,
-        AutomationRun(automation=automation),
-        id=workflow_id(automation.id),
-        task_queue=task_queue,
-        memo=memo_for(automation, AutomationStats()),
-        search_attributes=search_attributes_for(automation),
-    )
-    try:
-        yield handle
-    finally:
-        with contextlib.suppress(Exception):  # already ended, or the server going away
-            await handle.terminate("test over")
-
-
-async def deliver(handle: WorkflowHandle[Any, Any], *events: Event) -> None:
-    await handle.signal(AutomationWorkflow.deliver, list(events))
-
-
-async def status_when(
-    handle: WorkflowHandle[Any, Any],
-    condition: Callable[[AutomationStatus], bool],
-    timeout: float = 10.0,
-) -> AutomationStatus:
-    """Query `status` until `condition` holds. A query that counts every delivered event also
-    shows their evaluation: the signal handler and the loop run in the same workflow task."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        status: AutomationStatus = await handle.query(AutomationWorkflow.status)
-        if condition(status):
-            return status
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition never held; last status: {status!r}")
-        await asyncio.sleep(0.05)
-
-
-def received(count: int) -> Callable[[AutomationStatus], bool]:
-    return lambda status: status.stats.events_received == count
-
-
-def actions_done(status: AutomationStatus) -> bool:
-    return all(a.status in ("executed", "failed") for f in status.stats.recent for a in f.actions)
-
-
-async def lifecycle_names(receiver: Receiver, count: int, timeout: float = 10.0) -> list[str]:
-    """The names of the lifecycle events at the sink, once `count` of them arrived."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        names = [e["event"] for e in receiver.lifecycle_events()]
-        if len(names) >= count or asyncio.get_running_loop().time() > deadline:
-            return names
-        await asyncio.sleep(0.05)
-
-
-async def current_run_id(client: Client, handle: WorkflowHandle[Any, Any]) -> str:
-    return (await client.get_workflow_handle(handle.id).describe()).run_id
 
 
 REACTIVE_X: dict[str, Any] = {"posture": "Reactive", "expect": ["x"]}

@@ -24,7 +24,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue, RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, RetryState
 
 with workflow.unsafe.imports_passed_through():
@@ -157,7 +158,8 @@ class AutomationStatus(BaseModel):
     open_windows: int
     triggered_keys: int
     held_events: int
-    backlog: int = 0  # events received, not evaluated yet
+    backlog: int = 0  # events decoded, not evaluated yet
+    waiting_signals: int = 0  # signals received, not decoded yet
     queued_firings: int = 0  # firings waiting for their actions to start
     running_firings: int = 0
 
@@ -172,6 +174,10 @@ class AutomationWorkflow:
         self.automation = run.automation
         self.evaluator = TriggerEvaluator(run.automation.trigger, run.state)
         self.inbox: list[Event] = list(run.inbox)
+        # Signals as they came, decoded a chunk at a time: a backlog of thousands of signals
+        # arrives in ONE workflow task, and decoding it all there could take seconds.
+        self.undecoded: list[Payload] = []
+        self.undecoded_bytes = 0
         self.queue: list[QueuedFiring] = list(run.queue)
         self.outbox: list[Event] = list(run.outbox)
         self.stats = run.stats
@@ -201,18 +207,53 @@ class AutomationWorkflow:
             self._publish_counters()
             if self._should_continue_as_new():
                 await self._continue_as_new()
-            elif self.inbox and self.automation.enabled:
+            elif self.inbox or self.undecoded:
                 # A backlog: end this workflow task here and take the next chunk in a new one.
                 await workflow.sleep(YIELD_TASK, summary="next chunk of a backlog")
 
     # ------------------------------------------------------------------ messages
 
     @workflow.signal
-    def deliver(self, events: list[Event]) -> None:
-        """Events from the router. Accepted (durable) as soon as the server records the signal."""
+    def deliver(self, batch: RawValue) -> None:
+        """Events from the router (a JSON list of events). Accepted (durable) as soon as the
+        server records the signal. Taken raw: the SDK would drop a whole batch that fails to
+        decode; here only the events that fail are skipped, and recorded."""
         self.signals_this_run += 1
-        self.stats.events_received += len(events)
+        self.undecoded.append(batch.payload)
+        self.undecoded_bytes += len(batch.payload.data)
+
+    def _decode_some(self) -> None:
+        """Move signals into the inbox until it holds a chunk's worth of events."""
+        while self.undecoded and len(self.inbox) < EVENTS_PER_TASK:
+            self._decode_next()
+
+    def _decode_next(self) -> None:
+        payload = self.undecoded.pop(0)
+        self.undecoded_bytes -= len(payload.data)
+        events = self._decode_events(payload)
         self.inbox.extend(e for e in events if not is_own_event(self.automation.id, e))
+
+    def _decode_events(self, payload: Payload) -> list[Event]:
+        converter = workflow.payload_converter()
+        try:
+            events: list[Event] = converter.from_payload(payload, list[Event])
+            self.stats.events_received += len(events)
+            return events
+        except Exception:
+            pass
+        try:
+            items = converter.from_payload(payload, list[Any])
+        except Exception as error:
+            self._record_error(f"a batch that is not a list of events was skipped: {error!r}")
+            return []
+        self.stats.events_received += len(items)
+        decoded: list[Event] = []
+        for index, item in enumerate(items):
+            try:
+                decoded.append(Event.model_validate(item))
+            except Exception as error:
+                self._record_error(f"event {index} of a batch skipped: {error!r}")
+        return decoded
 
     @workflow.update
     def replace(self, automation: Automation) -> Automation:
@@ -255,6 +296,7 @@ class AutomationWorkflow:
             triggered_keys=len(state.triggered),
             held_events=len(state.held),
             backlog=len(self.inbox),
+            waiting_signals=len(self.undecoded),
             queued_firings=len(self.queue),
             running_firings=self.in_flight,
         )
@@ -264,6 +306,7 @@ class AutomationWorkflow:
     def _has_work(self) -> bool:
         return bool(
             self.inbox
+            or self.undecoded
             or self._timer_due()
             or (self.queue and self._may_start_firing())
             or (self.outbox and not self.emitting)
@@ -301,6 +344,7 @@ class AutomationWorkflow:
                 # before it.
                 now = max(now, self.timer_deadline)
             self.timer_deadline = None
+        self._decode_some()
         if not self.automation.enabled:
             self.inbox.clear()  # a paused automation evaluates nothing
             return
@@ -585,7 +629,7 @@ class AutomationWorkflow:
         while not (self.in_flight == 0 and not self.emitting and workflow.all_handlers_finished()):
             await workflow.wait_condition(
                 lambda: (
-                    bool(self.inbox)
+                    bool(self.inbox or self.undecoded)
                     or (self.outbox and not self.emitting)
                     or (
                         self.in_flight == 0
@@ -596,25 +640,21 @@ class AutomationWorkflow:
             )
             self._evaluate()
             self._flush_outbox()
-            if self.inbox:
+            if self.inbox or self.undecoded:
                 await workflow.sleep(YIELD_TASK, summary="next chunk of a backlog")
         if self.timer is not None and not self.timer.done():
             self.timer.cancel()
+        if self.undecoded_bytes > MAX_CARRY_BYTES and self._within_history_headroom():
+            self._postpone_continue_as_new(self.undecoded_bytes)
+            return
+        while self.undecoded:  # under the carry budget: a bounded amount to decode
+            self._decode_next()
         carry = self._carry()
         memo = memo_for(self.automation, self.stats)
         size = _payload_bytes(carry) + _payload_bytes(memo)
         forced = not self._within_history_headroom()
         if size > MAX_CARRY_BYTES and not forced:
-            # Too much to carry: work off the backlog in this run (it has headroom up to the
-            # server's hard limits), and try again once the history grew a little.
-            self.continuing = False
-            self.carry_retry_at = workflow.info().get_current_history_length() + CARRY_RETRY_EVERY
-            workflow.logger.info(
-                "automation %s: %d bytes to carry, over %d; continuing later",
-                self.automation.id,
-                size,
-                MAX_CARRY_BYTES,
-            )
+            self._postpone_continue_as_new(size)
             return
         if size > MAX_CARRY_BYTES:
             carry = self._shed(carry)
@@ -622,6 +662,18 @@ class AutomationWorkflow:
             carry,
             memo=_bounded_memo(memo),
             search_attributes=search_attributes_for(self.automation),
+        )
+
+    def _postpone_continue_as_new(self, size: int) -> None:
+        """Too much to carry: work off the backlog in this run (it has headroom up to the
+        server's hard limits), and try again once the history grew a little."""
+        self.continuing = False
+        self.carry_retry_at = workflow.info().get_current_history_length() + CARRY_RETRY_EVERY
+        workflow.logger.info(
+            "automation %s: %d bytes to carry, over %d; continuing later",
+            self.automation.id,
+            size,
+            MAX_CARRY_BYTES,
         )
 
     def _within_history_headroom(self) -> bool:

@@ -14,7 +14,8 @@ from temporal_automations.api.schemas import (
     AutomationSort,
     EnabledPatch,
 )
-from temporal_automations.domain.automations import Automation, AutomationCore
+from temporal_automations.domain.automations import Automation
+from temporal_automations.domain.inputs import AutomationCore
 
 router = APIRouter(prefix="/automations", tags=["automations"])
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from temporal_automations.domain.automations import Automation, EventTrigger
 from temporal_automations.domain.evaluation import Firing, TriggerEvaluator
-from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
+from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, Event, EventIn
+from temporal_automations.domain.inputs import AutomationCore, EventTriggerInput
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -36,7 +37,8 @@ def uid(n: int) -> uuid.UUID:
 
 
 def trigger(**fields: Any) -> EventTrigger:
-    return EventTrigger.model_validate(fields)
+    """A trigger as a user writes it (checked at the edge), in the form a workflow stores."""
+    return EventTrigger.model_validate(EventTriggerInput.model_validate(fields).model_dump())
 
 
 def evaluator(**fields: Any) -> TriggerEvaluator:
@@ -53,7 +55,7 @@ def event(
     id: uuid.UUID | None = None,
     **labels: str,
 ) -> Event:
-    return Event(
+    return EventIn(
         id=id or uuid.uuid4(),
         occurred=at(seconds),
         event=name,
@@ -87,4 +89,5 @@ def automation(**fields: Any) -> Automation:
         "actions": [{"type": "do-nothing"}],
     }
     data.update(fields)
-    return Automation.model_validate(data)
+    automation_id = uuid.UUID(str(data.pop("id")))
+    return AutomationCore.model_validate(data).to_automation(automation_id, T0, T0)

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from temporal_automations.domain.automations import EventTrigger
 from temporal_automations.domain.evaluation import HOLD_FOR_LEADER, Firing, TriggerEvaluator
 from temporal_automations.domain.events import Event
+from temporal_automations.domain.inputs import EventTriggerInput
 from tests.support import STUCK_TRIGGER, make_event
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -22,7 +22,7 @@ def at(seconds: float) -> datetime:
 
 
 def evaluator(**trigger: Any) -> TriggerEvaluator:
-    return TriggerEvaluator(EventTrigger.model_validate(trigger))
+    return TriggerEvaluator(EventTriggerInput.model_validate(trigger))
 
 
 def run_event(name: str, seconds: float, run: str = "r1", **fields: Any) -> Event:

@@ -7,7 +7,7 @@ from temporal_automations.domain.automations import (
     automation_resource_id,
 )
 from temporal_automations.domain.evaluation import Firing, TriggerEvaluator, bucket_key
-from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
+from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, EventIn
 from temporal_automations.domain.lifecycle import (
     ACTION_EXECUTED,
     ACTION_FAILED,
@@ -145,10 +145,10 @@ def test_another_automations_events_are_not_own() -> None:
 
 def test_only_automation_events_on_the_automations_resource_are_own() -> None:
     own_resource = {RESOURCE_ID: f"prefect.automation.{uid(1)}"}
-    assert not is_own_event(uid(1), Event(event="custom.thing", resource=own_resource))
+    assert not is_own_event(uid(1), EventIn(event="custom.thing", resource=own_resource))
     assert not is_own_event(uid(1), event("prefect.automation.triggered", 0, RUN))
     assert not is_own_event(
-        uid(1), Event(event="prefect.automation.triggered", resource={RESOURCE_ID: "x"})
+        uid(1), EventIn(event="prefect.automation.triggered", resource={RESOURCE_ID: "x"})
     )
 
 
@@ -197,9 +197,9 @@ def test_each_link_of_a_chain_of_automations_is_one_deeper() -> None:
 def test_a_spoofed_chain_depth_counts_as_a_first_link() -> None:
     own = {RESOURCE_ID: f"prefect.automation.{uid(3)}"}
     for spoof in ("20", -5, True, None, 2.5):
-        spoofed = Event(event=TRIGGERED, resource=own, payload={"chain_depth": spoof})
+        spoofed = EventIn(event=TRIGGERED, resource=own, payload={"chain_depth": spoof})
         assert chain_depth(spoofed) == 1
-    trusted = Event(event=TRIGGERED, resource=own, payload={"chain_depth": 7})
+    trusted = EventIn(event=TRIGGERED, resource=own, payload={"chain_depth": 7})
     assert (
         firing_depth(Firing(state="triggered", key="", labels={}, event=trusted, occurred=at(0)))
         == 8
@@ -212,7 +212,7 @@ def test_the_embedded_triggering_event_is_cut_in_depth_and_size() -> None:
         deep = {"next": deep}
     big = {"blob": "x" * 100_000}
     for payload in (deep, big):
-        trigger_event = Event(event=FAILED, resource={RESOURCE_ID: RUN}, payload=payload)
+        trigger_event = EventIn(event=FAILED, resource={RESOURCE_ID: RUN}, payload=payload)
         f = Firing(state="triggered", key="", labels={}, event=trigger_event, occurred=at(0))
         embedded = firing_event(automation(), f, uid(8), uid(9)).payload["triggering_event"]
         assert len(str(embedded)) < 20_000

@@ -7,8 +7,8 @@ from datetime import datetime
 import pytest
 from pydantic import ValidationError
 
-from temporal_automations.domain.automations import AutomationCore, EventTrigger
-from temporal_automations.domain.events import Event
+from temporal_automations.domain.events import EventIn
+from temporal_automations.domain.inputs import AutomationCore, EventTriggerInput
 from temporal_automations.domain.matching import label_matches, related_matches, resource_matches
 from tests.support import make_event
 
@@ -58,8 +58,8 @@ def test_match_related_any_resource_per_spec_and_every_spec_in_a_list() -> None:
     assert not related_matches(nightly, [])
 
 
-def trigger(**fields: object) -> EventTrigger:
-    return EventTrigger.model_validate({"posture": "Reactive", **fields})
+def trigger(**fields: object) -> EventTriggerInput:
+    return EventTriggerInput.model_validate({"posture": "Reactive", **fields})
 
 
 def test_covers_checks_names_resource_and_related() -> None:
@@ -120,9 +120,9 @@ def test_trigger_rules() -> None:
     )
     assert error_locations(core(trigger={"posture": "Reactive", "threshold": -1}))
     assert error_locations(core(trigger={"posture": "Sideways"}))
-    proactive = EventTrigger.model_validate({"posture": "Proactive"})
+    proactive = EventTriggerInput.model_validate({"posture": "Proactive"})
     assert proactive.within == 10
-    assert EventTrigger.model_validate({"posture": "Proactive", "within": 0}).within == 10
+    assert EventTriggerInput.model_validate({"posture": "Proactive", "within": 0}).within == 10
 
 
 def test_action_rules() -> None:
@@ -150,14 +150,16 @@ def test_action_rules() -> None:
 def test_event_rules() -> None:
     def bad(**fields: object) -> None:
         with pytest.raises(ValidationError):
-            Event.model_validate({"event": "x", "resource": {"prefect.resource.id": "r"}, **fields})
+            EventIn.model_validate(
+                {"event": "x", "resource": {"prefect.resource.id": "r"}, **fields}
+            )
 
     bad(resource={"no": "id"})
     bad(event="")
     bad(event="x" * 1025)
     bad(related=[{"prefect.resource.id": "r2"}])  # no role
     bad(related=[{"prefect.resource.id": "r", "prefect.resource.role": "t"}] * 101)
-    naive = Event.model_validate(
+    naive = EventIn.model_validate(
         {"event": "x", "resource": {"prefect.resource.id": "r"}, "occurred": "2026-01-01T10:00:00"}
     )
     assert naive.occurred == datetime.fromisoformat("2026-01-01T10:00:00+00:00")

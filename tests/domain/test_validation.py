@@ -8,19 +8,19 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from temporal_automations.domain.automations import (
-    AutomationCore,
-    CallWebhook,
-    EventTrigger,
-    PauseAutomation,
-    Posture,
-)
+from temporal_automations.domain.automations import Posture
 from temporal_automations.domain.events import (
     MAX_EVENT_NAME,
     MAX_RELATED,
     RESOURCE_ID,
     RESOURCE_ROLE,
-    Event,
+    EventIn,
+)
+from temporal_automations.domain.inputs import (
+    AutomationCore,
+    CallWebhookInput,
+    EventTriggerInput,
+    PauseAutomationInput,
 )
 from tests.domain.builders import uid
 
@@ -79,7 +79,7 @@ def test_unknown_action_type_is_rejected() -> None:
 
 def test_events_ignore_unknown_fields() -> None:
     # Prefect's clients send more than we use; events are not refused for it.
-    e = Event.model_validate({"event": "x", "resource": {RESOURCE_ID: "r"}, "extra": 1})
+    e = EventIn.model_validate({"event": "x", "resource": {RESOURCE_ID: "r"}, "extra": 1})
     assert e.event == "x"
 
 
@@ -98,7 +98,7 @@ def test_unknown_posture_is_rejected() -> None:
 
 @pytest.mark.parametrize("fields", [{}, {"within": 0}, {"within": 0.0}, {"within": timedelta()}])
 def test_proactive_within_zero_or_missing_becomes_ten_seconds(fields: dict[str, Any]) -> None:
-    assert EventTrigger.model_validate({"posture": "Proactive", **fields}).within == 10.0
+    assert EventTriggerInput.model_validate({"posture": "Proactive", **fields}).within == 10.0
 
 
 @pytest.mark.parametrize("within", [0.5, 5, 9.99])
@@ -109,19 +109,19 @@ def test_proactive_within_below_ten_seconds_is_an_error_on_within(within: float)
 
 
 def test_proactive_within_ten_or_more_is_kept() -> None:
-    assert EventTrigger.model_validate({"posture": "Proactive", "within": 10}).within == 10
-    assert EventTrigger.model_validate({"posture": "Proactive", "within": 1800}).within == 1800
+    assert EventTriggerInput.model_validate({"posture": "Proactive", "within": 10}).within == 10
+    assert EventTriggerInput.model_validate({"posture": "Proactive", "within": 1800}).within == 1800
 
 
 def test_reactive_within_may_be_zero_or_short() -> None:
-    assert EventTrigger.model_validate({"posture": "Reactive"}).within == 0
-    assert EventTrigger.model_validate({"posture": "Reactive", "within": 5}).within == 5
+    assert EventTriggerInput.model_validate({"posture": "Reactive"}).within == 0
+    assert EventTriggerInput.model_validate({"posture": "Reactive", "within": 5}).within == 5
 
 
 def test_within_accepts_a_timedelta_and_refuses_negative_seconds() -> None:
-    t = EventTrigger.model_validate({"posture": "Reactive", "within": timedelta(minutes=2)})
+    t = EventTriggerInput.model_validate({"posture": "Reactive", "within": timedelta(minutes=2)})
     assert t.within == 120 and t.window == timedelta(minutes=2)
-    assert ("within",) in locations(EventTrigger, {"posture": "Reactive", "within": -1})
+    assert ("within",) in locations(EventTriggerInput, {"posture": "Reactive", "within": -1})
 
 
 def test_negative_threshold_is_rejected() -> None:
@@ -130,12 +130,12 @@ def test_negative_threshold_is_rejected() -> None:
 
 
 def test_threshold_defaults_to_one_and_zero_is_allowed() -> None:
-    assert EventTrigger.model_validate({"posture": "Reactive"}).threshold == 1
-    assert EventTrigger.model_validate({"posture": "Reactive", "threshold": 0}).threshold == 0
+    assert EventTriggerInput.model_validate({"posture": "Reactive"}).threshold == 1
+    assert EventTriggerInput.model_validate({"posture": "Reactive", "threshold": 0}).threshold == 0
 
 
 def test_name_sets_are_sorted_and_deduplicated() -> None:
-    t = EventTrigger.model_validate(
+    t = EventTriggerInput.model_validate(
         {"posture": Posture.Reactive, "expect": ["b", "a", "b"], "after": ("z", "y")}
     )
     assert t.expect == ["a", "b"] and t.after == ["y", "z"]
@@ -154,7 +154,8 @@ def test_selected_pause_automation_needs_automation_id() -> None:
 
 
 def test_selected_pause_automation_with_an_id_is_accepted() -> None:
-    action = PauseAutomation.model_validate({"source": "selected", "automation_id": str(uid(9))})
+    selected = {"source": "selected", "automation_id": str(uid(9))}
+    action = PauseAutomationInput.model_validate(selected)
     assert action.selected_id == uid(9)
 
 
@@ -163,7 +164,7 @@ def test_inferred_pause_automation_forbids_automation_id() -> None:
         actions=[{"type": "pause-automation", "source": "inferred", "automation_id": str(uid(9))}]
     )
     assert "automation_id is not allowed" in messages(AutomationCore, bad)
-    ok = PauseAutomation.model_validate({"source": "inferred"})
+    ok = PauseAutomationInput.model_validate({"source": "inferred"})
     assert ok.selected_id is None
 
 
@@ -191,15 +192,15 @@ def test_call_webhook_url_must_be_http_or_https(url: str) -> None:
 
 @pytest.mark.parametrize("url", ["http://example.test/hook", "https://example.test/hook?a=1"])
 def test_call_webhook_accepts_http_and_https(url: str) -> None:
-    action = CallWebhook.model_validate({"url": url})
+    action = CallWebhookInput.model_validate({"url": url})
     assert action.url == url and action.method == "POST"
 
 
 def test_call_webhook_needs_exactly_one_target() -> None:
     with pytest.raises(ValidationError, match="either url or block_document_id"):
-        CallWebhook.model_validate({})
+        CallWebhookInput.model_validate({})
     with pytest.raises(ValidationError, match="either url or block_document_id"):
-        CallWebhook.model_validate({"url": "https://x.test", "block_document_id": str(uid(4))})
+        CallWebhookInput.model_validate({"url": "https://x.test", "block_document_id": str(uid(4))})
 
 
 def test_actions_in_every_group_are_validated() -> None:
@@ -218,14 +219,14 @@ def event_data(**fields: Any) -> dict[str, Any]:
 
 
 def test_event_resource_needs_a_resource_id() -> None:
-    assert RESOURCE_ID in messages(Event, event_data(resource={"name": "no id"}))
-    assert RESOURCE_ID in messages(Event, event_data(resource={RESOURCE_ID: ""}))
+    assert RESOURCE_ID in messages(EventIn, event_data(resource={"name": "no id"}))
+    assert RESOURCE_ID in messages(EventIn, event_data(resource={RESOURCE_ID: ""}))
 
 
 def test_related_resource_needs_an_id_and_a_role() -> None:
-    assert RESOURCE_ROLE in messages(Event, event_data(related=[{RESOURCE_ID: "prefect.tag.a"}]))
-    assert RESOURCE_ID in messages(Event, event_data(related=[{RESOURCE_ROLE: "tag"}]))
-    ok = Event.model_validate(
+    assert RESOURCE_ROLE in messages(EventIn, event_data(related=[{RESOURCE_ID: "prefect.tag.a"}]))
+    assert RESOURCE_ID in messages(EventIn, event_data(related=[{RESOURCE_ROLE: "tag"}]))
+    ok = EventIn.model_validate(
         event_data(related=[{RESOURCE_ID: "prefect.tag.a", RESOURCE_ROLE: "tag"}])
     )
     assert ok.related_by_role("tag") == [{RESOURCE_ID: "prefect.tag.a", RESOURCE_ROLE: "tag"}]
@@ -233,33 +234,33 @@ def test_related_resource_needs_an_id_and_a_role() -> None:
 
 def test_at_most_100_related_resources() -> None:
     one = {RESOURCE_ID: "prefect.tag.a", RESOURCE_ROLE: "tag"}
-    assert len(Event.model_validate(event_data(related=[one] * MAX_RELATED)).related) == 100
-    assert locations(Event, event_data(related=[one] * (MAX_RELATED + 1))) == [("related",)]
+    assert len(EventIn.model_validate(event_data(related=[one] * MAX_RELATED)).related) == 100
+    assert locations(EventIn, event_data(related=[one] * (MAX_RELATED + 1))) == [("related",)]
 
 
 def test_event_name_is_1_to_1024_characters() -> None:
-    assert Event.model_validate(event_data(event="e" * MAX_EVENT_NAME)).event == "e" * 1024
-    assert locations(Event, event_data(event="e" * (MAX_EVENT_NAME + 1))) == [("event",)]
-    assert locations(Event, event_data(event="")) == [("event",)]
+    assert EventIn.model_validate(event_data(event="e" * MAX_EVENT_NAME)).event == "e" * 1024
+    assert locations(EventIn, event_data(event="e" * (MAX_EVENT_NAME + 1))) == [("event",)]
+    assert locations(EventIn, event_data(event="")) == [("event",)]
 
 
 def test_at_most_500_resource_labels() -> None:
     labels = {RESOURCE_ID: "r", **{f"l{i}": "v" for i in range(499)}}
-    assert len(Event.model_validate(event_data(resource=labels)).resource) == 500
-    assert "at most 500" in messages(Event, event_data(resource={**labels, "one-more": "v"}))
+    assert len(EventIn.model_validate(event_data(resource=labels)).resource) == 500
+    assert "at most 500" in messages(EventIn, event_data(resource={**labels, "one-more": "v"}))
 
 
 def test_naive_occurred_is_taken_as_utc() -> None:
-    e = Event.model_validate(event_data(occurred="2026-01-01T10:00:00"))
+    e = EventIn.model_validate(event_data(occurred="2026-01-01T10:00:00"))
     assert e.occurred == datetime(2026, 1, 1, 10, tzinfo=UTC)
     assert e.occurred.utcoffset() == timedelta(0)
-    naive = Event.model_validate(event_data(occurred=datetime(2026, 1, 1, 10)))
+    naive = EventIn.model_validate(event_data(occurred=datetime(2026, 1, 1, 10)))
     assert naive.occurred == datetime(2026, 1, 1, 10, tzinfo=UTC)
 
 
 def test_aware_occurred_is_converted_to_utc() -> None:
     paris = timezone(timedelta(hours=1))
-    e = Event.model_validate(event_data(occurred=datetime(2026, 1, 1, 11, tzinfo=paris)))
+    e = EventIn.model_validate(event_data(occurred=datetime(2026, 1, 1, 11, tzinfo=paris)))
     assert e.occurred == datetime(2026, 1, 1, 10, tzinfo=UTC)
     assert e.occurred.tzinfo == UTC
 
@@ -267,7 +268,7 @@ def test_aware_occurred_is_converted_to_utc() -> None:
 def test_event_resources_are_resource_then_related_in_order() -> None:
     a = {RESOURCE_ID: "prefect.deployment.a", RESOURCE_ROLE: "deployment"}
     b = {RESOURCE_ID: "prefect.tag.b", RESOURCE_ROLE: "tag"}
-    e = Event.model_validate(event_data(related=[a, b]))
+    e = EventIn.model_validate(event_data(related=[a, b]))
     assert [r[RESOURCE_ID] for r in e.resources()] == [
         "prefect.flow-run.1",
         "prefect.deployment.a",

@@ -1,0 +1,292 @@
+"""What a client may send: the strict models of POST/PUT /api/automations (Prefect's JSON).
+
+Each subclasses its stored model (`domain/automations.py`) and adds what is refused at the edge
+with a 422 naming the field: unknown fields, the targets rules, URL patterns, an endless
+run-deployment loop, and bounds on every number. Tightening a rule here is safe: it changes what
+new requests may say, never what running automations already hold. The only computed default,
+the trigger's `id`, is drawn here, once, before anything is stored.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Annotated, Any, TypeVar
+from uuid import UUID, uuid4
+
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from temporal_automations.domain.automations import (
+    PROACTIVE_MINIMUM_WITHIN,
+    Automation,
+    AutomationFields,
+    CallWebhook,
+    CancelFlowRun,
+    ChangeFlowRunState,
+    DoNothing,
+    EventTrigger,
+    PauseAutomation,
+    PauseDeployment,
+    PauseWorkPool,
+    PauseWorkQueue,
+    Posture,
+    ResumeAutomation,
+    ResumeDeployment,
+    ResumeFlowRun,
+    ResumeWorkPool,
+    ResumeWorkQueue,
+    RunDeployment,
+    SendNotification,
+    Source,
+    SuspendFlowRun,
+    TargetedAction,
+)
+from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, EventIn
+
+# A longer window is almost surely a unit mistake (milliseconds for seconds), and such an
+# automation is never seen to fire; 366 days still lets a yearly job be watched in a leap year.
+MAX_WITHIN_DAYS = 366
+MAX_WITHIN = timedelta(days=MAX_WITHIN_DAYS).total_seconds()
+# Far beyond any real count of events in one window, far below what only a typo produces.
+MAX_THRESHOLD = 100_000
+MAX_SCHEDULE_AFTER = MAX_WITHIN
+MAX_URL = 2048
+
+FORBID = ConfigDict(extra="forbid")
+
+
+def _echoable(value: Any) -> Any:
+    """NaN and the infinities as the JSON tokens a client sent. They are still refused (not a
+    number of the field's kind), but the 422 echoes its input, and a float NaN cannot be written
+    as JSON: that error used to become a 500."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+# --------------------------------------------------------------------------- trigger
+
+
+class EventTriggerInput(EventTrigger):
+    model_config = FORBID
+
+    id: UUID = Field(default_factory=uuid4)
+    threshold: int = Field(default=1, ge=0, le=MAX_THRESHOLD)
+    # allow_inf_nan=False: "Input should be a finite number" says more than a bound would.
+    within: float = Field(
+        default=0.0,
+        ge=0,
+        le=MAX_WITHIN,
+        allow_inf_nan=False,
+        validate_default=True,
+        description=f"seconds, at most {MAX_WITHIN_DAYS} days",
+    )
+    _finite = field_validator("within", "threshold", mode="before")(_echoable)
+
+    @field_validator("within")
+    @classmethod
+    def _proactive_minimum(cls, within: float, info: ValidationInfo) -> float:
+        # A field validator (posture is declared, so validated, before within): the 422 then
+        # points at trigger.within. 0 means "the minimum" (the stored model makes it 10).
+        if info.data.get("posture") == Posture.Proactive and 0 < within < PROACTIVE_MINIMUM_WITHIN:
+            raise ValueError(
+                f"within must be at least {PROACTIVE_MINIMUM_WITHIN:g} seconds "
+                "for a Proactive trigger"
+            )
+        return within
+
+
+# --------------------------------------------------------------------------- actions
+
+Targeted = TypeVar("Targeted", bound=TargetedAction)
+WithUrl = TypeVar("WithUrl", CallWebhook, SendNotification)
+
+
+def _one_target(action: WithUrl) -> WithUrl:
+    if (action.url is None) == (action.block_document_id is None):
+        raise ValueError("give either url or block_document_id")
+    return action
+
+
+def _selected_or_inferred(action: Targeted) -> Targeted:
+    """`selected` names its target in `<kind>_id`; `inferred` finds it, so must not name one."""
+    name = action.selected_field
+    if action.source == Source.selected and action.selected_id is None:
+        raise ValueError(f"{name} is required when source is 'selected'")
+    if action.source == Source.inferred and action.selected_id is not None:
+        raise ValueError(f"{name} is not allowed when source is 'inferred'")
+    return action
+
+
+# One rule, attached to each class that needs it.
+_one_target_rule = model_validator(mode="after")(_one_target)
+_target_rule = model_validator(mode="after")(_selected_or_inferred)
+
+
+class DoNothingInput(DoNothing):
+    model_config = FORBID
+
+
+class CallWebhookInput(CallWebhook):
+    model_config = FORBID
+    url: str | None = Field(None, pattern=r"^https?://", max_length=MAX_URL)
+    _one_target = _one_target_rule
+
+
+class SendNotificationInput(SendNotification):
+    model_config = FORBID
+    _one_target = _one_target_rule
+
+    @field_validator("url")
+    @classmethod
+    def _some_url(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None and not value:
+            raise ValueError("at least one notification URL is needed")
+        return value
+
+
+class PauseAutomationInput(PauseAutomation):
+    model_config = FORBID
+    _target = _target_rule
+
+
+class ResumeAutomationInput(ResumeAutomation):
+    model_config = FORBID
+    _target = _target_rule
+
+
+class RunDeploymentInput(RunDeployment):
+    model_config = FORBID
+    _target = _target_rule
+    schedule_after: float = Field(
+        default=0.0,
+        ge=0,
+        le=MAX_SCHEDULE_AFTER,
+        allow_inf_nan=False,
+        description=f"seconds, at most {MAX_WITHIN_DAYS} days",
+    )
+    _finite = field_validator("schedule_after", mode="before")(_echoable)
+
+
+class PauseDeploymentInput(PauseDeployment):
+    model_config = FORBID
+    _target = _target_rule
+
+
+class ResumeDeploymentInput(ResumeDeployment):
+    model_config = FORBID
+    _target = _target_rule
+
+
+class PauseWorkQueueInput(PauseWorkQueue):
+    model_config = FORBID
+    _target = _target_rule
+
+
+class ResumeWorkQueueInput(ResumeWorkQueue):
+    model_config = FORBID
+    _target = _target_rule
+
+
+class PauseWorkPoolInput(PauseWorkPool):
+    model_config = FORBID
+    _target = _target_rule
+
+
+class ResumeWorkPoolInput(ResumeWorkPool):
+    model_config = FORBID
+    _target = _target_rule
+
+
+class CancelFlowRunInput(CancelFlowRun):
+    model_config = FORBID
+
+
+class SuspendFlowRunInput(SuspendFlowRun):
+    model_config = FORBID
+
+
+class ResumeFlowRunInput(ResumeFlowRun):
+    model_config = FORBID
+
+
+class ChangeFlowRunStateInput(ChangeFlowRunState):
+    model_config = FORBID
+
+
+ActionInput = Annotated[
+    DoNothingInput
+    | CallWebhookInput
+    | SendNotificationInput
+    | PauseAutomationInput
+    | ResumeAutomationInput
+    | RunDeploymentInput
+    | PauseDeploymentInput
+    | ResumeDeploymentInput
+    | PauseWorkQueueInput
+    | ResumeWorkQueueInput
+    | PauseWorkPoolInput
+    | ResumeWorkPoolInput
+    | CancelFlowRunInput
+    | SuspendFlowRunInput
+    | ResumeFlowRunInput
+    | ChangeFlowRunStateInput,
+    Field(discriminator="type"),
+]
+
+
+# --------------------------------------------------------------------------- automations
+
+
+class AutomationCore(AutomationFields):
+    """What a user writes: POST /api/automations/ and PUT /api/automations/{id}."""
+
+    model_config = FORBID
+
+    name: str = Field(min_length=1, max_length=200)
+    trigger: EventTriggerInput
+    actions: list[ActionInput] = Field(default_factory=list)  # type: ignore[assignment]
+    actions_on_trigger: list[ActionInput] = Field(default_factory=list)  # type: ignore[assignment]
+    actions_on_resolve: list[ActionInput] = Field(default_factory=list)  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _no_endless_run_deployment(self) -> AutomationCore:
+        """Refuse a Reactive automation that runs a deployment whose new run's own events
+        (Scheduled, Pending, Running) would trigger it again, forever."""
+        if not self.enabled or self.trigger.posture != Posture.Reactive:
+            return self
+        for action in [*self.actions, *self.actions_on_trigger]:
+            if not isinstance(action, RunDeployment):
+                continue
+            deployment = action.deployment_id or "00000000-0000-4000-8000-000000000000"
+            for state in ("Scheduled", "Pending", "Running"):
+                probe = EventIn(
+                    event=f"prefect.flow-run.{state}",
+                    resource={RESOURCE_ID: "prefect.flow-run.00000000-0000-4000-8000-000000000001"},
+                    related=[
+                        {
+                            RESOURCE_ID: f"prefect.deployment.{deployment}",
+                            RESOURCE_ROLE: "deployment",
+                        }
+                    ],
+                )
+                if self.trigger.covers(probe):
+                    which = (
+                        "the inferred deployment"
+                        if action.deployment_id is None
+                        else (f"deployment {deployment}")
+                    )
+                    raise ValueError(
+                        f"this automation would trigger itself forever: each run of {which} "
+                        f"emits prefect.flow-run.{state}, which its Reactive trigger matches. "
+                        "Narrow match/match_related so that runs of that deployment do not "
+                        "match, or choose the deployment instead of inferring it."
+                    )
+        return self
+
+    def to_automation(self, id: UUID, created: datetime, updated: datetime) -> Automation:
+        """The stored form, with the identity and times the caller decided (once)."""
+        # Through plain data, so the result holds only stored classes: what a workflow
+        # receives back from history is then equal to what was started.
+        data = self.model_dump()
+        return Automation.model_validate({**data, "id": id, "created": created, "updated": updated})

@@ -1,0 +1,184 @@
+"""AutomationWorkflow under backlogs and hostile input, on a real dev server: nothing wedges.
+
+Each test shows the automation still works afterwards, and that no workflow task of its
+histories failed or timed out (a failing workflow task is retried forever: the automation
+would be wedged while the API kept answering).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from temporal_automations.devserver import DevServer
+from temporal_automations.domain.events import Event, EventIn
+from temporal_automations.domain.lifecycle import MAX_CHAIN_DEPTH, TRIGGERED
+from temporal_automations.workflows.automation import EVENTS_PER_TASK, RunLimits
+from tests.support import Receiver, make_automation, make_event, webhook_action
+from tests.workflow_support import (
+    actions_done,
+    automation_workflow,
+    current_run_id,
+    deliver,
+    run_histories,
+    running_worker,
+    status_when,
+    workflow_task_report,
+)
+
+UNLIMITED = RunLimits(firings_per_minute=0)
+EVERY_X = {"posture": "Reactive", "expect": ["x"]}
+
+
+@pytest.fixture(scope="module")
+async def dev_client() -> AsyncIterator[Client]:
+    with DevServer() as server:
+        yield await Client.connect(server.address, data_converter=pydantic_data_converter)
+
+
+@pytest.fixture
+async def eager_continue_as_new_client() -> AsyncIterator[Client]:
+    """A dev server that suggests continue-as-new after 30 history events."""
+    config = {"limit.historyCount.suggestContinueAsNew": "30"}
+    with DevServer(dynamic_config=config) as server:
+        yield await Client.connect(server.address, data_converter=pydantic_data_converter)
+
+
+def events(count: int, name: str = "x") -> list[Event]:
+    return [make_event(name, f"prefect.flow-run.{index}") for index in range(count)]
+
+
+async def test_a_20000_event_backlog_drains_across_workflow_tasks(
+    dev_client: Client, receiver: Receiver
+) -> None:
+    """Events queue up while no worker runs; the first workflow task then holds all of them.
+    They are evaluated EVENTS_PER_TASK at a time, each chunk in its own workflow task."""
+    client, total = dev_client, 20_000
+    automation = make_automation(EVERY_X, [])
+    task_queue = f"backlog-{uuid.uuid4()}"
+    async with automation_workflow(client, task_queue, automation, UNLIMITED) as handle:
+        first_run = await current_run_id(client, handle)
+        backlog = events(total)
+        for start in range(0, total, EVENTS_PER_TASK):
+            await handle.signal("deliver", backlog[start : start + EVENTS_PER_TASK])
+        async with running_worker(client, receiver, task_queue=task_queue):
+            status = await status_when(handle, lambda s: s.stats.firings == total, timeout=180)
+            assert status.stats.events_received == total and status.stats.errors == 0
+            problems, longest = workflow_task_report(
+                await run_histories(client, handle.id, first_run)
+            )
+            print(f"\nlongest workflow task under a {total}-event backlog: {longest * 1000:.0f} ms")
+            assert problems == 0
+
+
+async def test_a_poisonous_event_is_skipped_recorded_and_the_next_one_fires(
+    dev_client: Client, receiver: Receiver
+) -> None:
+    client = dev_client
+    automation = make_automation(EVERY_X, [webhook_action(receiver, "/after")])
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        first_run = await current_run_id(client, handle)
+        year_one = make_event("x").model_dump(mode="json") | {"occurred": "0001-01-01T00:00:00Z"}
+        no_resource: dict[str, Any] = {"id": str(uuid.uuid4()), "event": "x"}
+        fine = make_event("x")
+        await handle.signal("deliver", [year_one, no_resource, fine.model_dump(mode="json")])
+        await handle.signal("deliver", {"not": "a list"})
+        alone = make_event("x").model_dump(mode="json") | {"occurred": "0001-01-01T00:00:00+01:00"}
+        await handle.signal("deliver", [alone])
+
+        status = await status_when(handle, lambda s: s.stats.errors >= 4, timeout=20)
+        assert status.stats.firings == 1
+        assert status.stats.last_error is not None
+        nxt = make_event("x")
+        await deliver(handle, nxt)
+        calls = await receiver.arrived(2, "/after", timeout=20)
+        assert len(calls) == 2
+        status = await status_when(handle, lambda s: s.stats.firings == 2 and actions_done(s))
+        assert status.stats.recent[-1].event_id == nxt.id
+        memo = await (await handle.describe()).memo()
+        assert memo["errors"] >= 4 and memo["last_error"]
+        problems, _ = workflow_task_report(await run_histories(client, handle.id, first_run))
+        assert problems == 0
+
+
+def lifecycle_of_another(depth: int) -> EventIn:
+    other = uuid.uuid4()
+    return Event(
+        event=TRIGGERED,
+        resource={"prefect.resource.id": f"prefect.automation.{other}"},
+        payload={"chain_depth": depth},
+    )
+
+
+async def test_a_chain_of_automations_is_cut_at_its_maximum_depth(
+    dev_client: Client, receiver: Receiver
+) -> None:
+    client = dev_client
+    automation = make_automation(
+        {"posture": "Reactive", "expect": [TRIGGERED]}, [webhook_action(receiver, "/chained")]
+    )
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        await deliver(handle, lifecycle_of_another(MAX_CHAIN_DEPTH))
+        status = await status_when(handle, lambda s: s.stats.chain_cut == 1)
+        assert status.stats.firings == 0 and "chain" in (status.stats.last_error or "")
+        await deliver(handle, lifecycle_of_another(5))
+        calls = await receiver.arrived(1, "/chained", timeout=20)
+        assert len(calls) == 1
+        sent = [e for e in receiver.lifecycle_events() if e["event"] == TRIGGERED]
+        assert [e["payload"]["chain_depth"] for e in sent] == [6]
+        status = await status_when(handle, lambda s: s.stats.firings == 1)
+        assert status.stats.chain_cut == 1
+
+
+async def test_a_storm_over_the_firing_rate_limit_is_recorded_not_acted_on(
+    dev_client: Client, receiver: Receiver
+) -> None:
+    client = dev_client
+    automation = make_automation(EVERY_X, [webhook_action(receiver, "/storm")])
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(
+            client, task_queue, automation, RunLimits(firings_per_minute=5)
+        ) as handle,
+    ):
+        await deliver(handle, *events(12))
+        status = await status_when(handle, lambda s: s.stats.suppressed_firings == 7)
+        assert status.stats.firings == 5
+        assert "rate limit" in (status.stats.last_error or "")
+        assert len(await receiver.arrived(5, "/storm", timeout=20)) == 5
+
+
+async def test_continue_as_new_in_the_middle_of_a_backlog_loses_and_repeats_nothing(
+    eager_continue_as_new_client: Client, receiver: Receiver
+) -> None:
+    """The server suggests continuing after 30 history events, long before the backlog is
+    worked off: queued firings and unread events cross into the next runs, each acted on once."""
+    client, total = eager_continue_as_new_client, 3 * EVENTS_PER_TASK
+    automation = make_automation(EVERY_X, [webhook_action(receiver, "/each")])
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation, UNLIMITED) as handle,
+    ):
+        first_run = await current_run_id(client, handle)
+        await handle.signal("deliver", events(total))
+        status = await status_when(
+            handle, lambda s: s.stats.firings == total and actions_done(s), timeout=120
+        )
+        calls = await receiver.arrived(total, "/each", timeout=60)
+        keys = [call.headers.get("Idempotency-Key") for call in calls]
+        assert len(keys) == total and len(set(keys)) == total  # each once
+        histories = await run_histories(client, handle.id, first_run)
+        assert len(histories) > 1  # it did continue as new, several times
+        problems, _ = workflow_task_report(histories)
+        assert problems == 0 and status.stats.errors == 0
