@@ -22,12 +22,16 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from temporal_automations.domain.automations import Automation
-from temporal_automations.domain.events import Event
+from temporal_automations.domain.events import MAX_PAYLOAD_DEPTH, Event, trim_payload
 from temporal_automations.domain.lifecycle import is_own_event
 from temporal_automations.temporal import workflow_id
 from temporal_automations.workflows.automation import AutomationWorkflow
 
 MAX_SIGNAL_BYTES = 1_000_000  # below the server's 2 MB payload limit
+# What a workflow stores of one event's payload: Prefect accepts events up to 1.5 MB, but an
+# automation keeps events in its state and embeds them in its own events. A larger payload is
+# stored as a marker with its size and an excerpt (`trim_payload`), never dropped silently.
+STORED_PAYLOAD_BYTES = 64_000
 REMEMBER_IDS_FOR = 15 * 60.0
 MAX_REMEMBERED_IDS = 200_000
 NAME_CACHE_SIZE = 10_000
@@ -149,6 +153,8 @@ class EventRouter:
         """Deliver to every interested automation; returns how many deliveries were made."""
         targets: dict[UUID, list[Event]] = defaultdict(list)
         now = time.monotonic()
+        if size > STORED_PAYLOAD_BYTES:  # else no payload in the request can be over it
+            events = [stored(event) for event in events]
         for event in events:
             # Remembered before delivery: a follower later in this request, or in a request
             # behind this one, is signalled after its leader on the same per-automation queue.
@@ -186,3 +192,9 @@ class EventRouter:
             self._recent_ids.popitem(last=False)
         if len(self._awaited) > MAX_REMEMBERED_IDS:
             self._awaited.clear()  # followers then wait out their 15 minutes in the workflow
+
+
+def stored(event: Event) -> Event:
+    """`event` with its payload trimmed to what a workflow stores."""
+    trimmed = trim_payload(event.payload, STORED_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH)
+    return event if trimmed is event.payload else event.model_copy(update={"payload": trimmed})

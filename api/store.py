@@ -23,6 +23,7 @@ from temporal_automations.workflows.automation import (
     AutomationStats,
     AutomationStatus,
     AutomationWorkflow,
+    RunLimits,
     memo_for,
     search_attributes_for,
 )
@@ -105,7 +106,10 @@ class AutomationStore:
         automation = core.to_automation(uuid4(), now, now)
         await self.client.start_workflow(
             AutomationWorkflow.run,
-            AutomationRun(automation=automation),
+            AutomationRun(
+                automation=automation,
+                limits=RunLimits(firings_per_minute=self.settings.max_firings_per_minute),
+            ),
             id=workflow_id(automation.id),
             task_queue=self.settings.task_queue,
             memo=memo_for(automation, AutomationStats()),

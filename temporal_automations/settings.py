@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -40,8 +41,26 @@ class Settings(BaseSettings):
     allow_private_webhooks: bool = Field(
         False, description="Allow webhooks to loopback and private addresses"
     )
+    sticky_queue_timeout: timedelta = Field(
+        timedelta(seconds=1),
+        description="The worker's sticky queue schedule-to-start timeout (seconds): how long a "
+        "workflow task waits for a crashed worker before any worker may take it",
+    )
+    health_cache_seconds: float = Field(
+        1.0, description="How long /api/health reuses its last answer (it asks Temporal)"
+    )
+    health_probe_timeout: float = Field(
+        2.0, description="How long /api/health waits for a worker to answer its probe (seconds)"
+    )
+
     max_event_bytes: int = 1_500_000
     max_request_bytes: int = 16_000_000
+    max_firings_per_minute: int = Field(
+        6_000,
+        ge=0,
+        description="Each automation fires at most this often (and this many at once); more "
+        "is recorded as suppressed. 0: no limit. Applies to automations created after it is set",
+    )
 
     @field_validator(
         "api_key", "temporal_ui_url", "prefect_api_url", "prefect_api_key", mode="before"
@@ -50,6 +69,15 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         # `API_KEY=` (as docker compose passes an unset variable) means no key, not "".
         return None if value == "" else value
+
+    @field_validator("sticky_queue_timeout", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        # STICKY_QUEUE_TIMEOUT=1.5 means seconds; pydantic alone reads only ISO 8601 ("PT1.5S").
+        try:
+            return timedelta(seconds=float(value))
+        except (TypeError, ValueError):
+            return value
 
 
 @lru_cache

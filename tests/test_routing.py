@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from temporal_automations.api.routing import AutomationIndex
+from temporal_automations.api.routing import STORED_PAYLOAD_BYTES, AutomationIndex, stored
 from temporal_automations.domain.automations import Automation, automation_resource_id
 from temporal_automations.domain.events import EventIn
 from temporal_automations.domain.inputs import AutomationCore
@@ -84,3 +84,14 @@ def test_the_name_cache_does_not_leak_between_indexes() -> None:
     assert ids(index.interested(event("x"))) == ids([first])
     second = automation(expect=["x"])
     assert ids(AutomationIndex([first, second]).interested(event("x"))) == ids([first, second])
+
+
+def test_an_oversized_payload_is_stored_trimmed_with_a_marker() -> None:
+    small = event("x", payload={"note": "fine"})
+    assert stored(small) is small
+    big = event("x", payload={"log": "y" * (STORED_PAYLOAD_BYTES + 1)})
+    kept = stored(big)
+    assert kept.id == big.id and kept.resource == big.resource
+    assert kept.payload["trimmed"] is True
+    assert kept.payload["original_bytes"] > STORED_PAYLOAD_BYTES
+    assert kept.payload["excerpt"].startswith('{"log":"yyy')
