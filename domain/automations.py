@@ -354,11 +354,31 @@ class Automation(AutomationFields):
     def without_secrets(self) -> dict[str, Any]:
         """JSON for places that must not hold secrets (memo, logs): header values masked."""
         data = self.model_dump(mode="json")
-        for group in ("actions", "actions_on_trigger", "actions_on_resolve"):
+        for group in ACTION_GROUPS:
             for action in data[group]:
                 if action.get("headers"):
                     action["headers"] = {name: SECRET_MASK for name in action["headers"]}
         return data
+
+    def keeping_secrets_of(self, current: Automation) -> Automation:
+        """This definition with every header value that is still the mask (a client sent back
+        what it was shown) replaced by the value `current` has at the same place."""
+        data = self.model_dump(mode="json")
+        old = current.model_dump(mode="json")
+        changed = False
+        for group in ACTION_GROUPS:
+            for index, action in enumerate(data[group]):
+                headers = action.get("headers") or {}
+                previous = old[group][index] if index < len(old[group]) else {}
+                known = previous.get("headers") or {}
+                for name, value in headers.items():
+                    if value == SECRET_MASK and name in known:
+                        headers[name] = known[name]
+                        changed = True
+        return type(self).model_validate(data) if changed else self
+
+
+ACTION_GROUPS = ("actions", "actions_on_trigger", "actions_on_resolve")
 
 
 def automation_resource_id(automation_id: UUID | str) -> str:

@@ -67,8 +67,15 @@ def eventually(check: Any, timeout: float = 15.0) -> Any:
 
 def test_create_read_list_count_and_validation(api: httpx.Client) -> None:
     tag = f"t-{uuid.uuid4()}"
-    first = create(api, name=f"b {tag}", tags=[tag], actions=[{"type": "do-nothing"}])
-    create(api, name=f"a {tag}", tags=[tag, "other"], actions=[{"type": "do-nothing"}])
+    # Never fired: two automations that take every event would set off a storm between them
+    # (each reacting to the other's lifecycle events) in the tests that follow.
+    never = {"posture": "Reactive", "expect": [f"never.{tag}"]}
+    first = create(
+        api, name=f"b {tag}", tags=[tag], trigger=never, actions=[{"type": "do-nothing"}]
+    )
+    create(
+        api, name=f"a {tag}", tags=[tag, "other"], trigger=never, actions=[{"type": "do-nothing"}]
+    )
     assert {"id", "created", "updated"} <= first.keys()
     assert api.get(f"/automations/{first['id']}").json()["name"] == f"b {tag}"
 

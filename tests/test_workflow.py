@@ -21,6 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from temporal_automations.devserver import DevServer
+from temporal_automations.domain.automations import SECRET_MASK, Automation
 from temporal_automations.domain.events import Event
 from temporal_automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME
 from temporal_automations.workflows.automation import (
@@ -457,3 +458,30 @@ async def test_memo_and_search_attributes_describe_the_automation(
             found = [w.id async for w in dev_client.list_workflows(query)]
             await asyncio.sleep(0.1)
         assert found == [handle.id]
+
+
+async def test_a_replace_that_sends_back_a_masked_header_keeps_the_secret(
+    time_skipping_env: WorkflowEnvironment, receiver: Receiver
+) -> None:
+    """A client edits what it was shown (header values masked) and saves it: the workflow
+    keeps the real value the mask stands for; a header given anew replaces it."""
+    client = time_skipping_env.client
+    action = {**webhook_action(receiver, "/secret"), "headers": {"Authorization": "Bearer s3"}}
+    automation = make_automation(REACTIVE_X, [action])
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        shown = automation.without_secrets()
+        assert shown["actions"][0]["headers"] == {"Authorization": SECRET_MASK}
+        edited = Automation.model_validate({**shown, "name": "renamed"})
+        await handle.execute_update(AutomationWorkflow.replace, edited)
+        await deliver(handle, make_event("x"))
+        calls = await receiver.arrived(1, "/secret")
+        assert calls[0].headers["Authorization"] == "Bearer s3"
+
+        fresh = {**shown, "actions": [{**shown["actions"][0], "headers": {"Authorization": "B"}}]}
+        await handle.execute_update(AutomationWorkflow.replace, Automation.model_validate(fresh))
+        await deliver(handle, make_event("x"))
+        calls = await receiver.arrived(2, "/secret")
+        assert calls[1].headers["Authorization"] == "B"

@@ -257,7 +257,9 @@ class AutomationWorkflow:
 
     @workflow.update
     def replace(self, automation: Automation) -> Automation:
-        """PUT: a new definition; the trigger starts again from nothing."""
+        """PUT: a new definition; the trigger starts again from nothing. A header value sent
+        back as the mask keeps the secret it stands for."""
+        automation = automation.keeping_secrets_of(self.automation)
         self.automation = automation
         self.evaluator = TriggerEvaluator(automation.trigger)
         if automation.enabled:

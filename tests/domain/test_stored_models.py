@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from datetime import timedelta
 from typing import Any, get_args
 
@@ -16,6 +17,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from temporal_automations.domain.automations import (
+    SECRET_MASK,
     Automation,
     CallWebhook,
     DoNothing,
@@ -324,3 +326,32 @@ def test_every_stored_action_has_a_strict_variant_with_the_same_fields() -> None
         assert cls.model_config.get("extra") == "forbid", cls
     stored_union = get_args(get_args(Automation.model_fields["actions"].annotation)[0])[0]
     assert stored_types == set(get_args(stored_union))
+
+
+def test_a_masked_header_sent_back_keeps_the_secret_at_the_same_place() -> None:
+    def with_headers(*headers: dict[str, str]) -> Automation:
+        actions = [
+            {"type": "call-webhook", "url": "https://example.com/h", "headers": h} for h in headers
+        ]
+        return Automation.model_validate(
+            {
+                "id": str(uuid.UUID(int=1)),
+                "created": "2026-01-01T00:00:00Z",
+                "updated": "2026-01-01T00:00:00Z",
+                "name": "a",
+                "trigger": {"id": str(uuid.UUID(int=2)), "posture": "Reactive"},
+                "actions": actions,
+            }
+        )
+
+    current = with_headers({"Authorization": "real", "X-Other": "o"}, {"Token": "t"})
+    edited = with_headers(
+        {"Authorization": SECRET_MASK, "X-Other": "new"},
+        {"Token": SECRET_MASK, "Extra": SECRET_MASK},
+    )
+    kept = edited.keeping_secrets_of(current)
+    assert kept.actions[0].headers == {"Authorization": "real", "X-Other": "new"}
+    # A mask with nothing behind it stays a mask (there is no secret to keep).
+    assert kept.actions[1].headers == {"Token": "t", "Extra": SECRET_MASK}
+    untouched = with_headers({"Authorization": "mine"})
+    assert untouched.keeping_secrets_of(current) is untouched
