@@ -8,13 +8,15 @@ import sysconfig
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 
@@ -68,6 +70,7 @@ class ReceivedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 200  # what the receiver answered
     received_at: float = field(default_factory=time.time)
 
     @property
@@ -103,10 +106,10 @@ class Receiver:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 with receiver._lock:
-                    receiver.requests.append(
-                        ReceivedRequest(self.command, self.path, dict(self.headers), body)
-                    )
                     status = receiver._next_status(self.path)
+                    receiver.requests.append(
+                        ReceivedRequest(self.command, self.path, dict(self.headers), body, status)
+                    )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -171,10 +174,14 @@ class Receiver:
         return await asyncio.to_thread(self.wait_for, count, path, timeout)
 
     def lifecycle_events(self) -> list[dict[str, Any]]:
-        """Every event POSTed to .../events (the sink role)."""
+        """Every event POSTed to .../events and accepted (the sink role)."""
         events: list[dict[str, Any]] = []
         for request in self.requests_snapshot():
-            if request.path.endswith("/events") and isinstance(request.json, list):
+            if (
+                request.path.endswith("/events")
+                and request.status < 300
+                and isinstance(request.json, list)
+            ):
                 events += request.json
         return events
 
@@ -256,3 +263,73 @@ STUCK_TRIGGER: dict[str, Any] = {
     "for_each": ["prefect.resource.id"],
     "within": 1800,
 }
+
+
+# --------------------------------------------------------------------------- awaiting conditions
+
+T = TypeVar("T")
+
+
+def eventually(
+    check: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = ""
+) -> T:
+    """Call `check` until it returns something truthy, and return that; it may also raise
+    AssertionError to say "not yet". Past `timeout` seconds, fail with the last answer.
+    Tests await conditions with this; they never sleep for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        failure: AssertionError | None = None
+        result: T | None = None
+        try:
+            result = check()
+        except AssertionError as error:
+            failure = error
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            name = what or getattr(check, "__name__", "condition")
+            last = f"{failure}" if failure is not None else repr(result)
+            raise AssertionError(f"{name}: not true within {timeout:g} s; last: {last}")
+        time.sleep(interval)
+
+
+def send(api: httpx.Client, *events: dict[str, Any]) -> None:
+    """POST events to our API; 204 means every interested automation holds them durably."""
+    response = api.post("/events", json=list(events))
+    assert response.status_code == 204, response.text
+
+
+def automation_status(api: httpx.Client, automation_id: str) -> dict[str, Any]:
+    response = api.get(f"/automations/{automation_id}/status")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def is_settled(status: dict[str, Any], received: int = 0) -> bool:
+    """The automation has taken at least `received` events and worked off all it has: no
+    signal or event waiting, no firing queued or running, every recent action finished."""
+    return (
+        status["stats"]["events_received"] >= received
+        and status["waiting_signals"] == 0
+        and status["backlog"] == 0
+        and status["queued_firings"] == 0
+        and status["running_firings"] == 0
+        and all(
+            action["status"] in ("executed", "failed")
+            for firing in status["stats"]["recent"]
+            for action in firing["actions"]
+        )
+    )
+
+
+def settled(
+    api: httpx.Client, automation_id: str, received: int = 0, timeout: float = 30.0
+) -> dict[str, Any]:
+    """Await `is_settled`; return that status. Counts read from it are final for everything
+    the automation had received (a "nothing more happens" check without sleeping)."""
+
+    def settled_status() -> dict[str, Any] | None:
+        status = automation_status(api, automation_id)
+        return status if is_settled(status, received) else None
+
+    return eventually(settled_status, timeout, what=f"automation {automation_id} settled")

@@ -25,6 +25,7 @@ from tests.workflow_support import (
     automation_workflow,
     current_run_id,
     deliver,
+    lifecycle_names,
     run_histories,
     running_worker,
     status_when,
@@ -111,7 +112,7 @@ async def test_a_poisonous_event_is_skipped_recorded_and_the_next_one_fires(
 
 def lifecycle_of_another(depth: int) -> EventIn:
     other = uuid.uuid4()
-    return Event(
+    return EventIn(
         event=TRIGGERED,
         resource={"prefect.resource.id": f"prefect.automation.{other}"},
         payload={"chain_depth": depth},
@@ -135,6 +136,7 @@ async def test_a_chain_of_automations_is_cut_at_its_maximum_depth(
         await deliver(handle, lifecycle_of_another(5))
         calls = await receiver.arrived(1, "/chained", timeout=20)
         assert len(calls) == 1
+        await lifecycle_names(receiver, 3)  # triggered, action triggered, action executed
         sent = [e for e in receiver.lifecycle_events() if e["event"] == TRIGGERED]
         assert [e["payload"]["chain_depth"] for e in sent] == [6]
         status = await status_when(handle, lambda s: s.stats.firings == 1)
@@ -182,3 +184,27 @@ async def test_continue_as_new_in_the_middle_of_a_backlog_loses_and_repeats_noth
         assert len(histories) > 1  # it did continue as new, several times
         problems, _ = workflow_task_report(histories)
         assert problems == 0 and status.stats.errors == 0
+
+
+async def test_a_lifecycle_event_our_api_refuses_holds_back_nothing(
+    dev_client: Client, receiver: Receiver
+) -> None:
+    """Before, a refused lifecycle event was retried forever: no later lifecycle event of the
+    automation went out, and continue-as-new was held back. Now the refused one is skipped
+    (counted), the rest of its batch and everything after goes out."""
+    client = dev_client
+    automation = make_automation(EVERY_X, [{"type": "do-nothing"}])
+    # The batch is refused, then the first event of it sent on its own.
+    receiver.fail_next(422, times=2, path="/api/events")
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        await deliver(handle, make_event("x"))
+        status = await status_when(handle, lambda s: s.stats.errors == 1, timeout=20)
+        assert "refused" in (status.stats.last_error or "")
+        await deliver(handle, make_event("x"))
+        status = await status_when(handle, lambda s: s.stats.firings == 2 and actions_done(s))
+        names = await lifecycle_names(receiver, 5)
+        # Three lifecycle events per firing (triggered, action triggered, executed), one refused.
+        assert len(names) == 5 and names.count(TRIGGERED) == 1  # the first one was refused

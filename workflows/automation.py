@@ -443,7 +443,7 @@ class AutomationWorkflow:
                 result.status = "running"
                 started = self._lifecycle(automation, firing, firing_id, "triggered", index, action)
                 try:
-                    result.detail = await self._run_action(
+                    detail = await self._run_action(
                         ActionRequest(
                             automation=AutomationSummary.of(automation),
                             action=action,
@@ -452,6 +452,7 @@ class AutomationWorkflow:
                             firing_id=firing_id,
                         )
                     )
+                    result.detail = detail[:MAX_ERROR_TEXT]
                     result.status = "executed"
                     self._lifecycle(
                         automation, firing, firing_id, "executed", index, action, follows=started
@@ -604,7 +605,7 @@ class AutomationWorkflow:
         workflow.upsert_search_attributes(
             [pair.key.value_set(pair.value) for pair in search_attributes_for(self.automation)]
         )
-        workflow.upsert_memo(memo_for(self.automation, self.stats))
+        workflow.upsert_memo(_bounded_memo(memo_for(self.automation, self.stats)))
         self.memo_stale = False
 
     def _publish_counters(self) -> None:
