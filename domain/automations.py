@@ -352,30 +352,57 @@ class Automation(AutomationFields):
         return automation_resource_id(self.id)
 
     def without_secrets(self) -> dict[str, Any]:
-        """JSON for places that must not hold secrets (memo, logs): header values masked."""
+        """JSON for places that must not hold secrets (memo, API answers, logs): webhook header
+        values and notification URLs masked."""
         data = self.model_dump(mode="json")
-        for group in ACTION_GROUPS:
-            for action in data[group]:
-                if action.get("headers"):
-                    action["headers"] = {name: SECRET_MASK for name in action["headers"]}
+        for action in actions_of(data):
+            if action.get("headers"):
+                action["headers"] = {name: SECRET_MASK for name in action["headers"]}
+            if action.get("type") == "send-notification" and action.get("url"):
+                url = action["url"]
+                action["url"] = (
+                    masked_url(url) if isinstance(url, str) else list(map(masked_url, url))
+                )
         return data
 
     def keeping_secrets_of(self, current: Automation) -> Automation:
-        """This definition with every header value that is still the mask (a client sent back
-        what it was shown) replaced by the value `current` has at the same place."""
+        """This definition with every secret that is still the mask (a client sent back what
+        it was shown) replaced by the value `current` has at the same place."""
         data = self.model_dump(mode="json")
         old = current.model_dump(mode="json")
         changed = False
         for group in ACTION_GROUPS:
             for index, action in enumerate(data[group]):
-                headers = action.get("headers") or {}
                 previous = old[group][index] if index < len(old[group]) else {}
                 known = previous.get("headers") or {}
-                for name, value in headers.items():
+                for name, value in (action.get("headers") or {}).items():
                     if value == SECRET_MASK and name in known:
-                        headers[name] = known[name]
+                        action["headers"][name] = known[name]
                         changed = True
+                url, known_url = action.get("url"), previous.get("url")
+                if previous.get("type") != action.get("type") or url is None or known_url is None:
+                    continue
+                if isinstance(url, str) and isinstance(known_url, str) and is_masked_url(url):
+                    action["url"], changed = known_url, True
+                elif isinstance(url, list) and isinstance(known_url, list):
+                    for position, one in enumerate(url):
+                        if is_masked_url(one) and position < len(known_url):
+                            url[position], changed = known_url[position], True
         return type(self).model_validate(data) if changed else self
+
+
+def masked_url(url: str) -> str:
+    """A notification URL as people see it: its scheme only (the rest carries tokens)."""
+    scheme = url.split("://", 1)[0] if "://" in url else "secret"
+    return f"{scheme}://{SECRET_MASK}"
+
+
+def is_masked_url(value: str) -> bool:
+    return value.endswith(f"://{SECRET_MASK}")
+
+
+def actions_of(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [action for group in ACTION_GROUPS for action in data.get(group) or []]
 
 
 ACTION_GROUPS = ("actions", "actions_on_trigger", "actions_on_resolve")
