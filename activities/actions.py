@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from temporal_automations.activities.http import fail, send
 from temporal_automations.activities.prefect import PrefectClient
+from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.requests import ActionRequest
 from temporal_automations.domain.automations import (
     CallWebhook,
@@ -23,9 +24,10 @@ from temporal_automations.domain.automations import (
     SendNotification,
 )
 from temporal_automations.domain.events import Event
+from temporal_automations.domain.secrets import SecretUnavailable, open_secret
 from temporal_automations.domain.targets import NoTarget, target_id
-from temporal_automations.domain.templates import TemplateRenderError, action_context, render
-from temporal_automations.settings import Settings
+from temporal_automations.domain.templates import TemplateRenderError, action_context
+from temporal_automations.settings import Settings, secret_box
 
 
 class ActionActivities:
@@ -34,18 +36,32 @@ class ActionActivities:
     hot path of a burst of firings."""
 
     def __init__(
-        self, settings: Settings, http: aiohttp.ClientSession, prefect: PrefectClient
+        self,
+        settings: Settings,
+        http: aiohttp.ClientSession,
+        prefect: PrefectClient,
+        renderer: TemplateRenderer,
     ) -> None:
         self.settings = settings
         self.http = http
         self.prefect = prefect
+        self.renderer = renderer
+        self.secrets = secret_box(settings)
+
+    def _open(self, value: str) -> str:
+        """A sealed secret of the definition, in the clear for this one request."""
+        try:
+            return open_secret(value, self.secrets)
+        except SecretUnavailable as error:
+            raise fail(str(error)) from error
 
     async def _render(self, request: ActionRequest, *templates: str) -> list[str]:
-        """Render an action's templates; Prefect objects are fetched only if they use them."""
+        """Render an action's templates off the event loop, bounded in time and memory (a
+        violation fails this action); Prefect objects are fetched only if they use them."""
         context = action_context(request.automation, request.firing, request.firing_id)
-        context |= await self.prefect.template_objects(request, list(templates))
         try:
-            return [render(template, context) for template in templates]
+            context |= await self.prefect.template_objects(request, list(templates))
+            return await self.renderer.render(list(templates), context)
         except TemplateRenderError as error:
             raise fail(str(error)) from error
 
@@ -56,7 +72,8 @@ class ActionActivities:
         action = request.action
         assert isinstance(action, CallWebhook)
         (body,) = await self._render(request, action.payload)
-        url, method, extra_headers = action.url, action.method, action.headers
+        url, method = action.url, action.method
+        extra_headers = {name: self._open(value) for name, value in action.headers.items()}
         if action.block_document_id is not None:
             block = await self.prefect.block_data(action.block_document_id)
             url, method = block.get("url"), block.get("method", method)
@@ -97,7 +114,7 @@ class ActionActivities:
         action = request.action
         assert isinstance(action, SendNotification)
         subject, body = await self._render(request, action.subject, action.body)
-        urls = action.urls
+        urls = [self._open(url) for url in action.urls]
         if action.block_document_id is not None:
             block = await self.prefect.block_data(action.block_document_id)
             if not block.get("url"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -11,6 +12,7 @@ import aiohttp
 from temporalio import activity
 
 from temporal_automations.activities.http import fail, send
+from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.requests import ActionRequest
 from temporal_automations.domain.automations import (
     CancelFlowRun,
@@ -27,7 +29,6 @@ from temporal_automations.domain.targets import NoTarget, infer_target_id, targe
 from temporal_automations.domain.templates import (
     TemplateRenderError,
     action_context,
-    render,
     template_variables,
 )
 from temporal_automations.settings import Settings
@@ -127,14 +128,20 @@ class PrefectClient:
         return found[0] if found else None
 
 
-def render_all(value: Any, context: dict[str, Any]) -> Any:
-    """Render every string in a JSON-like value (run-deployment's parameters)."""
+async def render_all(value: Any, context: dict[str, Any], renderer: TemplateRenderer) -> Any:
+    """Render every string in a JSON-like value (run-deployment's parameters), in one batch."""
+    rendered = iter(await renderer.render(_strings(value), context))
+    return _replace_strings(value, rendered)
+
+
+def _replace_strings(value: Any, rendered: Iterator[str]) -> Any:
+    # Walks the value in the order _strings lists its strings.
     if isinstance(value, str):
-        return render(value, context)
+        return next(rendered)
     if isinstance(value, dict):
-        return {key: render_all(item, context) for key, item in value.items()}
+        return {key: _replace_strings(item, rendered) for key, item in value.items()}
     if isinstance(value, list):
-        return [render_all(item, context) for item in value]
+        return [_replace_strings(item, rendered) for item in value]
     return value
 
 
@@ -156,8 +163,9 @@ def _target(action: TargetedAction | FlowRunAction, request: ActionRequest) -> U
 
 
 class PrefectActivities:
-    def __init__(self, prefect: PrefectClient) -> None:
+    def __init__(self, prefect: PrefectClient, renderer: TemplateRenderer) -> None:
         self.prefect = prefect
+        self.renderer = renderer
 
     @activity.defn(name="run_deployment")
     async def run_deployment(self, request: ActionRequest) -> str:
@@ -165,9 +173,9 @@ class PrefectActivities:
         assert isinstance(action, RunDeployment)
         deployment = _target(action, request)
         context = action_context(request.automation, request.firing, request.firing_id)
-        context |= await self.prefect.template_objects(request, _strings(action.parameters))
         try:
-            parameters = render_all(action.parameters or {}, context)
+            context |= await self.prefect.template_objects(request, _strings(action.parameters))
+            parameters = await render_all(action.parameters or {}, context, self.renderer)
         except TemplateRenderError as error:
             raise fail(str(error)) from error
         scheduled = datetime.now(UTC) + timedelta(seconds=action.schedule_after)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,7 +17,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import utcnow
 from temporal_automations.domain.inputs import AutomationCore
-from temporal_automations.settings import Settings
+from temporal_automations.domain.secrets import seal_automation
+from temporal_automations.settings import Settings, secret_box
 from temporal_automations.temporal import WORKFLOW_TYPE, workflow_id
 from temporal_automations.workflows.automation import (
     AutomationRun,
@@ -30,6 +32,8 @@ from temporal_automations.workflows.automation import (
 
 log = logging.getLogger("automations.api")
 
+STATUS_TIMEOUT = timedelta(seconds=5)
+
 
 class AutomationNotFound(LookupError):
     pass
@@ -39,6 +43,7 @@ class AutomationStore:
     def __init__(self, client: Client, settings: Settings) -> None:
         self.client = client
         self.settings = settings
+        self.secrets = secret_box(settings)
         self.catalog: dict[UUID, Automation] = {}
         self._listeners: list[Callable[[], None]] = []
 
@@ -95,7 +100,8 @@ class AutomationStore:
         return await self._status(workflow_id(automation_id))
 
     async def _status(self, id_: str) -> AutomationStatus:
-        return await self._handle(id_).query(AutomationWorkflow.status)
+        # Bounded: with no worker a query would wait for one until the client gives up.
+        return await self._handle(id_).query(AutomationWorkflow.status, rpc_timeout=STATUS_TIMEOUT)
 
     # ------------------------------------------------------------------ writes
 
@@ -103,7 +109,7 @@ class AutomationStore:
         # The id and times are drawn here, once, and travel in the workflow's input: the
         # stored model has no defaults of its own that a replay could draw differently.
         now = utcnow()
-        automation = core.to_automation(uuid4(), now, now)
+        automation = seal_automation(core.to_automation(uuid4(), now, now), self.secrets)
         await self.client.start_workflow(
             AutomationWorkflow.run,
             AutomationRun(
@@ -122,7 +128,10 @@ class AutomationStore:
 
     async def replace(self, automation_id: UUID, core: AutomationCore) -> Automation:
         current = self.get(automation_id)
-        automation = core.to_automation(automation_id, current.created, utcnow())
+        # A mask sent back is sealed as is; the workflow swaps it for the secret it holds.
+        automation = seal_automation(
+            core.to_automation(automation_id, current.created, utcnow()), self.secrets
+        )
         result = await self._update(automation_id, AutomationWorkflow.replace, automation)
         self.catalog[automation_id] = result
         self._changed()

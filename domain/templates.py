@@ -1,13 +1,24 @@
-"""Jinja templates for action fields, rendered in a sandbox with bounded ranges and output."""
+"""Jinja templates for action fields, rendered in a sandbox that bounds what a template can build.
+
+The sandbox refuses the cheap ways to build a huge value (`'a' * 10**9`, `10 ** (10 ** 10)`,
+`range(10**9)`, a join of a long range with a long separator) and stops streaming output once it
+passes MAX_OUTPUT characters. It cannot bound time (nested loops) or every way to use memory
+(`'x'.center(10**9)`), so the worker renders in child processes with a time limit and a memory
+limit (activities/rendering.py); this module stays pure.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from jinja2 import ChainableUndefined, Template, TemplateError, meta
+from jinja2 import ChainableUndefined, Template, TemplateError, meta, pass_eval_context
+from jinja2.filters import make_attrgetter
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from temporal_automations.domain.automations import Automation
@@ -16,6 +27,9 @@ from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
 
 MAX_RANGE = 1_000
 MAX_OUTPUT = 100_000
+# Integers up to about 3,000 decimal digits: far past any count or id a template needs, and
+# cheap to compute; `10 ** (10 ** 10)` would take minutes and gigabytes.
+MAX_INT_BITS = 10_000
 
 
 class TemplateRenderError(ValueError):
@@ -38,6 +52,15 @@ class ResourceLabels(dict[str, str]):
         return self.get(RESOURCE_ROLE, "")
 
 
+def has_template_syntax(template: str) -> bool:
+    """Whether `template` needs Jinja at all; most strings in an action do not. `{{`, `{%` and
+    `{#` are the only ways into Jinja syntax here (no line statements are configured)."""
+    return "{{" in template or "{%" in template or "{#" in template
+
+
+# --------------------------------------------------------------------------- the bounds
+
+
 def _bounded_range(*args: int) -> range:
     numbers = range(*args)
     if len(numbers) > MAX_RANGE:
@@ -45,8 +68,111 @@ def _bounded_range(*args: int) -> range:
     return numbers
 
 
-_environment = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
+_SEQUENCES = (str, bytes, bytearray, list, tuple)
+
+
+def _too_long(built_with: str, value: object) -> TemplateRenderError:
+    unit = "characters" if isinstance(value, str) else "items"
+    return TemplateRenderError(
+        f"{built_with} in the template would build a value over {MAX_OUTPUT} {unit}"
+    )
+
+
+def _too_big(built_with: str) -> TemplateRenderError:
+    return TemplateRenderError(
+        f"{built_with} in the template would build a number over {MAX_INT_BITS} bits"
+    )
+
+
+def _check_product(left: Any, right: Any) -> None:
+    for sequence, times in ((left, right), (right, left)):
+        if isinstance(sequence, _SEQUENCES) and isinstance(times, int):
+            if len(sequence) * times > MAX_OUTPUT:
+                raise _too_long("'*'", sequence)
+            return
+    both_int = isinstance(left, int) and isinstance(right, int)
+    if both_int and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+        raise _too_big("'*'")
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    # Only integer powers grow without bound; a float power overflows at once.
+    integers = isinstance(base, int) and isinstance(exponent, int)
+    if integers and abs(base) > 1 and exponent * base.bit_length() > MAX_INT_BITS:
+        raise _too_big("'**'")
+
+
+def _check_sum(left: Any, right: Any) -> None:
+    # `{% set ns.s = ns.s + ns.s %}` in a loop doubles a string a thousand times.
+    sequences = isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES)
+    if sequences and len(left) + len(right) > MAX_OUTPUT:
+        raise _too_long("'+'", left)
+
+
+# A printf-style conversion's width and precision: `%(name)-*.*f`, `%09d`, `%.3s`.
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
+
+
+def _check_percent_format(template: Any, arguments: Any) -> None:
+    # `'%999999999s' % x` pads to a gigabyte; widths and precisions must stay under the bound.
+    if not isinstance(template, str | bytes) or "%" not in str(template):
+        return
+    text = template if isinstance(template, str) else template.decode(errors="replace")
+    starred = False
+    for match in _PERCENT_SPEC.finditer(text):
+        for number in match.groups():
+            if number == "*":
+                starred = True
+            elif number and (len(number) > 6 or int(number) > MAX_OUTPUT):
+                raise _too_long("a '%' format width", text)
+    if starred:
+        values = arguments if isinstance(arguments, tuple) else (arguments,)
+        if any(isinstance(value, int) and abs(value) > MAX_OUTPUT for value in values):
+            raise _too_long("a '%' format width", text)
+
+
+_BINOP_CHECKS = {
+    "*": _check_product,
+    "**": _check_power,
+    "+": _check_sum,
+    "%": _check_percent_format,
+}
+
+
+class _BoundedEnvironment(SandboxedEnvironment):
+    """The sandbox, with the operators that can build huge values checked before they run.
+    (Intercepted operators are also never constant-folded, so compiling stays cheap.)"""
+
+    intercepted_binops = frozenset(_BINOP_CHECKS)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _BINOP_CHECKS[operator](left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+@pass_eval_context
+def _bounded_join(
+    eval_ctx: EvalContext, value: Any, d: str = "", attribute: str | int | None = None
+) -> str:
+    """Jinja's `join` (autoescape is off here), refusing a result over MAX_OUTPUT characters
+    before building it: `range(1000) | join('x' * 100000)` would be 100 MB."""
+    if attribute is not None:
+        value = map(make_attrgetter(eval_ctx.environment, attribute), value)
+    separator = str(d)
+    parts: list[str] = []
+    size = -len(separator)
+    for item in value:
+        part = str(item)
+        size += len(separator) + len(part)
+        if size > MAX_OUTPUT:
+            raise _too_long("'join'", separator)
+        parts.append(part)
+    return separator.join(parts)
+
+
+_environment = _BoundedEnvironment(undefined=ChainableUndefined, autoescape=False)
 _environment.globals["range"] = _bounded_range
+_environment.filters["join"] = _bounded_join
 
 
 def event_context(event: Event | None) -> dict[str, Any]:
@@ -61,8 +187,17 @@ def event_context(event: Event | None) -> dict[str, Any]:
 
 def template_variables(template: str) -> set[str]:
     """The top-level names a template uses, so costly objects are fetched only when used."""
+    return set(_variables(template))
+
+
+@lru_cache(maxsize=1024)
+def _variables(template: str) -> frozenset[str]:
+    # Asked for on every action (which Prefect objects to fetch, which context to send to a
+    # rendering process); parsing each time cost more than the render itself.
+    if not has_template_syntax(template):
+        return frozenset()
     try:
-        return meta.find_undeclared_variables(_environment.parse(template))
+        return frozenset(meta.find_undeclared_variables(_environment.parse(template)))
     except TemplateError as error:
         raise TemplateRenderError(f"template does not parse: {error}") from error
 
@@ -74,17 +209,28 @@ def _compiled(template: str) -> Template:
 
 
 def render(template: str, context: Mapping[str, Any]) -> str:
-    if "{" not in template:
+    """`template` rendered with `context`, or TemplateRenderError with the reason. Output is
+    streamed and abandoned as soon as it passes MAX_OUTPUT characters. MemoryError is left to
+    propagate: it is the renderer's to report (activities/rendering.py), not a template error."""
+    if not has_template_syntax(template):
         return template
     try:
-        output = _compiled(template).render(context)
-    except TemplateRenderError:
+        stream = _compiled(template).generate(context)
+        try:
+            parts: list[str] = []
+            size = 0
+            for part in stream:
+                size += len(part)
+                if size > MAX_OUTPUT:
+                    raise TemplateRenderError(f"rendered template is over {MAX_OUTPUT} characters")
+                parts.append(part)
+        finally:
+            stream.close()
+    except (TemplateRenderError, MemoryError):
         raise
     except Exception as error:  # any failure inside a user's template is that template's error
         raise TemplateRenderError(f"template failed to render: {error}") from error
-    if len(output) > MAX_OUTPUT:
-        raise TemplateRenderError(f"rendered template is over {MAX_OUTPUT} characters")
-    return output
+    return "".join(parts)
 
 
 def action_context(automation: Automation, firing: Firing, firing_id: UUID) -> dict[str, Any]:

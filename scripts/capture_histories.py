@@ -37,6 +37,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.devserver import ON_TIME_TIMERS, temporal_binary
 from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import Event
@@ -517,7 +518,8 @@ async def run_scenario(client: Client, scenario: Scenario) -> list[WorkflowHisto
         timeout = aiohttp.ClientTimeout(total=10)
         async with (
             aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as http,
-            build_worker(client, settings, http),
+            TemplateRenderer() as renderer,
+            build_worker(client, settings, http, renderer),
         ):
             try:
                 async with asyncio.timeout(SCENARIO_TIMEOUT):

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import os
 import signal
 import sys
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 import uvicorn
 
-from temporal_automations.devserver import DevServer, DevServerError, port_in_use
+from temporal_automations.devserver import (
+    DEFAULT_SQLITE_SYNC,
+    DevServer,
+    DevServerError,
+    SqliteSync,
+    port_in_use,
+)
+from temporal_automations.domain.secrets import SecretBox
 from temporal_automations.settings import Settings, get_settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
@@ -23,6 +31,14 @@ log = logging.getLogger("automations")
 
 LOOPBACK = "127.0.0.1"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SqliteSyncChoice(enum.StrEnum):
+    """`--sqlite-sync` (typer offers an Enum's values as choices): devserver.SqliteSync."""
+
+    off = "off"
+    normal = "normal"
+    full = "full"
 
 
 def default_data_dir() -> Path:
@@ -187,6 +203,15 @@ def dev(
             "(default: $XDG_DATA_HOME/temporal-automations, else ~/.local/share/…)"
         ),
     ] = None,
+    sqlite_sync: Annotated[
+        SqliteSyncChoice | None,
+        typer.Option(
+            case_sensitive=False,
+            help="SQLite's synchronous pragma for the data file: off (the default: fastest; "
+            "survives a crash of the process, not a power loss), normal, or full (fsync on "
+            "every commit: what Temporal accepted survives a power loss)",
+        ),
+    ] = None,
     temporal_address: Annotated[
         str | None,
         typer.Option(help="HOST:PORT of a running Temporal server to use instead of starting one"),
@@ -197,11 +222,24 @@ def dev(
     api_key: Annotated[
         str | None, typer.Option(envvar="API_KEY", help="require this API key on /api")
     ] = None,
+    secrets_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SECRETS_KEY",
+            help="Fernet key that seals secrets before they reach Temporal (default: "
+            "secrets.key in the data folder, made on first use; with --ephemeral, a new one)",
+        ),
+    ] = None,
 ) -> None:
     """Run the Temporal dev server, the worker and the API together, until Ctrl-C."""
     _logging()
     _check_free(port, "API", "--port")
     server: DevServer | None = None
+    if sqlite_sync is not None and (ephemeral or temporal_address is not None):
+        raise _fail(
+            "--sqlite-sync applies to the dev server's data file, not with "
+            "--ephemeral or --temporal-address"
+        )
     if temporal_address is not None:
         _check_reachable(temporal_address)
     else:
@@ -209,7 +247,10 @@ def dev(
         if not no_ui:
             _check_free(ui_port, "Temporal Web UI", "--ui-port or --no-ui")
         db_file = None if ephemeral else (data_dir or default_data_dir()) / "temporal.db"
-        server = DevServer(port=temporal_port, ui=not no_ui, ui_port=ui_port, db_file=db_file)
+        sync = cast(SqliteSync, sqlite_sync.value) if sqlite_sync else DEFAULT_SQLITE_SYNC
+        server = DevServer(
+            port=temporal_port, ui=not no_ui, ui_port=ui_port, db_file=db_file, sqlite_sync=sync
+        )
         temporal_address = server.address
     settings = Settings(
         temporal_address=temporal_address,
@@ -219,11 +260,17 @@ def dev(
         allow_private_webhooks=True,  # dev: webhooks to a local receiver are the common case
         temporal_ui_url=server.ui_url if server else None,
         api_key=api_key,
+        secrets_key=secrets_key or _dev_secrets_key(data_dir, ephemeral),
     )
     try:
         with _signals_interrupt():
             if server is not None:
-                typer.echo(f"starting Temporal dev server ({server.db_file or 'in memory'})…")
+                where = (
+                    f"{server.db_file}, synchronous={server.sqlite_sync}"
+                    if server.db_file
+                    else "in memory"
+                )
+                typer.echo(f"starting Temporal dev server ({where})…")
                 server.start()
             banner = _banner(settings, port)
             asyncio.run(_serve_until_stopped(settings, port, banner, server))
@@ -240,6 +287,20 @@ def dev(
                 server.stop()
     typer.echo("stopped.")
     _exit_cleanly()
+
+
+def _dev_secrets_key(data_dir: Path | None, ephemeral: bool) -> str:
+    """The key kept beside the data (it must outlive restarts, as the automations do)."""
+    if ephemeral:
+        return SecretBox.new_key()
+    path = (data_dir or default_data_dir()) / "secrets.key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = SecretBox.new_key()
+    path.touch(mode=0o600)
+    path.write_text(key)
+    return key
 
 
 def _banner(settings: Settings, port: int) -> str:
@@ -268,6 +329,12 @@ def _run_until_signal(main: Coroutine[Any, Any, None]) -> None:
             await task
 
     asyncio.run(runner())
+
+
+@app.command("secrets-key")
+def secrets_key() -> None:
+    """Print a new SECRETS_KEY: give the same one to the API and the worker."""
+    typer.echo(SecretBox.new_key())
 
 
 @app.command()

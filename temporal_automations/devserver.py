@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 try:
     from temporal_automations.temporal import search_attribute_flags
@@ -105,6 +106,22 @@ def die_with_parent() -> None:
 # 200 ms -> 188 (twice). Proactive deadlines need it.
 ON_TIME_TIMERS = {"history.timerProcessorMaxTimeShift": '"200ms"'}
 
+# Flag a workflow with the TemporalReportedProblems search attribute once 2 workflow tasks in a
+# row failed or timed out (it clears after one succeeds): /api/health lists wedged automations
+# with one visibility query. Off or at 5 on servers we do not start; a worker crash costs at
+# most one timed-out task, so 2 does not flag a crash.
+REPORT_WEDGED = {"system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute": "2"}
+
+# SQLite's `synchronous` pragma for a dev server kept in a file (`journal_mode=wal` always):
+#   off    - no fsync: survives a crash of the server process (the OS still holds the writes),
+#            not a power loss or an OS crash, which can lose recent writes or corrupt the file;
+#   normal - fsync at WAL checkpoints: the file stays consistent after a power loss, but the
+#            last transactions may be rolled back (an accepted event or a fired timer forgotten);
+#   full   - fsync on every commit: what Temporal acknowledged survives a power loss too.
+SqliteSync = Literal["off", "normal", "full"]
+SQLITE_SYNC_MODES: tuple[SqliteSync, ...] = ("off", "normal", "full")
+DEFAULT_SQLITE_SYNC: SqliteSync = "off"
+
 
 class DevServer:
     """`temporal server start-dev` on loopback: in memory, or kept in a SQLite file.
@@ -123,14 +140,18 @@ class DevServer:
         dynamic_config: dict[str, str] | None = None,
         log_file: Path | None = None,
         namespace: str = "default",
+        sqlite_sync: SqliteSync = DEFAULT_SQLITE_SYNC,
     ) -> None:
+        if sqlite_sync not in SQLITE_SYNC_MODES:
+            raise ValueError(f"sqlite_sync must be one of {', '.join(SQLITE_SYNC_MODES)}")
         self.port = port or free_port()
         self.ui_port = ui_port or (free_port() if ui else None)
         self.ui = ui
         self.db_file = db_file
         self.namespace = namespace
+        self.sqlite_sync: SqliteSync = sqlite_sync
         # Values are JSON: a duration is '"200ms"', a number '30'.
-        self.dynamic_config = {**ON_TIME_TIMERS, **(dynamic_config or {})}
+        self.dynamic_config = {**ON_TIME_TIMERS, **REPORT_WEDGED, **(dynamic_config or {})}
         self._own_log = log_file is None
         self.log_file = log_file or _temporary_log()
         self.process: subprocess.Popen[bytes] | None = None
@@ -163,10 +184,10 @@ class DevServer:
             command.append("--headless")
         if self.db_file is not None:
             command += ["--db-filename", str(self.db_file)]
-            # WAL without fsync: a dev server trades crash durability of the last writes for
-            # several times the write throughput.
+            # WAL; by default without fsync (see SqliteSync): a dev server trades durability
+            # on power loss for several times the write throughput.
             command += ["--sqlite-pragma", "journal_mode=wal"]
-            command += ["--sqlite-pragma", "synchronous=off"]
+            command += ["--sqlite-pragma", f"synchronous={self.sqlite_sync}"]
         for key, value in self.dynamic_config.items():
             command += ["--dynamic-config-value", f"{key}={value}"]
         return command

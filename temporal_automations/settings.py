@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from temporal_automations.domain.secrets import SecretBox
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -38,6 +40,12 @@ class Settings(BaseSettings):
         None, description="user:password for a Prefect server with basic auth"
     )
 
+    secrets_key: SecretStr | None = Field(
+        None,
+        description="Fernet key shared by the API and the worker: webhook header values and "
+        "notification URLs are sealed with it before they reach Temporal (unset: stored in the "
+        "clear). `automations secrets-key` prints a new one",
+    )
     allow_private_webhooks: bool = Field(
         False, description="Allow webhooks to loopback and private addresses"
     )
@@ -63,7 +71,12 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "api_key", "temporal_ui_url", "prefect_api_url", "prefect_api_key", mode="before"
+        "api_key",
+        "temporal_ui_url",
+        "prefect_api_url",
+        "prefect_api_key",
+        "secrets_key",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -78,6 +91,12 @@ class Settings(BaseSettings):
             return timedelta(seconds=float(value))
         except (TypeError, ValueError):
             return value
+
+
+def secret_box(settings: Settings) -> SecretBox | None:
+    """The key that seals and opens definitions' secrets, if one is set."""
+    key = settings.secrets_key
+    return SecretBox(key.get_secret_value()) if key else None
 
 
 @lru_cache

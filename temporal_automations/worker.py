@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from temporal_automations.activities.actions import ActionActivities
 from temporal_automations.activities.prefect import PrefectActivities, PrefectClient
+from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.settings import Settings, get_settings
 from temporal_automations.temporal import connect, ensure_search_attributes
 from temporal_automations.workflows.automation import AutomationWorkflow
@@ -22,11 +23,17 @@ from temporal_automations.workflows.automation import AutomationWorkflow
 log = logging.getLogger("automations.worker")
 
 
-def build_worker(client: Client, settings: Settings, http: aiohttp.ClientSession) -> Worker:
+def build_worker(
+    client: Client,
+    settings: Settings,
+    http: aiohttp.ClientSession,
+    renderer: TemplateRenderer,
+) -> Worker:
+    """The worker; `renderer` is the caller's, who closes it (its processes) afterwards."""
     prefect = PrefectClient(settings, http)
     activities = [
-        *ActionActivities(settings, http, prefect).all(),
-        *PrefectActivities(prefect).all(),
+        *ActionActivities(settings, http, prefect, renderer).all(),
+        *PrefectActivities(prefect, renderer).all(),
     ]
     return Worker(
         client,
@@ -34,6 +41,11 @@ def build_worker(client: Client, settings: Settings, http: aiohttp.ClientSession
         workflows=[AutomationWorkflow],
         activities=activities,
         max_concurrent_activities=200,
+        # For 10 s after a worker's last poll the server still routes its workflows' tasks to
+        # its sticky queue; after a crash they wait there this long before any worker may take
+        # them. At the SDK's default (10 s) a deadline due just after a crash fired ~10 s late
+        # (measured); a live worker takes a sticky task within milliseconds, so 1 s costs nothing.
+        sticky_queue_schedule_to_start_timeout=settings.sticky_queue_timeout,
     )
 
 
@@ -42,8 +54,11 @@ async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
     timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as http:
-        worker = build_worker(client, settings, http)
+    async with (
+        aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as http,
+        TemplateRenderer() as renderer,  # its rendering processes stop with the worker
+    ):
+        worker = build_worker(client, settings, http, renderer)
         log.info(
             "worker polling task queue %r on %s", settings.task_queue, settings.temporal_address
         )

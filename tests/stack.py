@@ -25,8 +25,13 @@ from temporal_automations.devserver import (
     stop_process,
     wait_for_port,
 )
+from temporal_automations.domain.secrets import SecretBox
 
 ROOT = Path(__file__).resolve().parent.parent
+# Start-up deadlines. Measured here with the machine loaded (load 10 on 2 cores, bytecode
+# not compiled yet): the API listened after up to 16 s and the worker polled up to 14 s
+# later; a fresh CI machine can be slower still. Bounded, with the logs when it fails.
+START_TIMEOUT = 120.0
 
 
 class Stack:
@@ -70,36 +75,76 @@ class Stack:
         stop_process(self.worker)
         self.worker = None
 
-    def start_api(self) -> None:
+    def start_api(self, timeout: float = START_TIMEOUT) -> None:
+        """Start the API; return once it listens (it has connected to Temporal and loaded its
+        catalog by then). If it exits first, fail at once with its log."""
         self.api = self._spawn("api", "-m", "temporal_automations.cli", "api")
-        if not wait_for_port(self.api_port, 30, self.api):
-            raise RuntimeError(f"the API did not start:\n{self.log_tail('api')}")
+        if not wait_for_port(self.api_port, timeout, self.api):
+            code = self.api.poll()
+            why = f"exited with code {code}" if code is not None else f"timed out ({timeout:g} s)"
+            raise RuntimeError(f"the API did not start ({why}):\n{self.log_tails()}")
 
     def restart_api(self) -> None:
         stop_process(self.api)
         self.start_api()
         self.wait_healthy()
 
-    def wait_healthy(self, timeout: float = 60.0) -> None:
+    def kill_api(self) -> None:
+        """SIGKILL the API: requests in flight get no answer."""
+        if self.api is not None:
+            self.api.kill()
+            self.api.wait()
+            self.api = None
+
+    def kill_server(self) -> None:
+        """SIGKILL the Temporal dev server (by PID): a crash, its SQLite file left as it was."""
+        process = self.server.process
+        if process is not None:
+            process.kill()
+            process.wait()
+            self.server.process = None
+
+    def start_server(self, timeout: float = 30.0) -> None:
+        """Start the dev server again on the same port and the same SQLite file (after
+        `kill_server`); the worker and the API reconnect by themselves."""
+        if self.server.db_file is None:
+            raise RuntimeError("an in-memory dev server cannot be restarted with its state")
+        self.server.start(timeout)
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        """Until /api/health answers 200: Temporal serves and a worker polls our task queue.
+        If the API or the worker exits meanwhile, fail at once with the logs."""
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
+            for name, process in (("API", self.api), ("worker", self.worker)):
+                if process is not None and process.poll() is not None:
+                    raise RuntimeError(
+                        f"the {name} exited with code {process.returncode} before the stack "
+                        f"was healthy:\n{self.log_tails()}"
+                    )
             try:
-                response = httpx.get(f"{self.api_url}/health", timeout=2)
+                response = httpx.get(f"{self.api_url}/health", timeout=10)
                 if response.status_code == 200:
                     return
-                last = response.text
+                last = f"{response.status_code} {response.text}"
             except httpx.HTTPError as error:
                 last = repr(error)
             time.sleep(0.2)
         raise RuntimeError(
-            f"the stack is not healthy ({last}):\n{self.log_tail('api')}\n{self.log_tail('worker')}"
+            f"the stack was not healthy within {timeout:g} s (last answer: {last}):\n"
+            f"{self.log_tails()}"
         )
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.logs / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
         return f"--- {name} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    def log_tails(self) -> str:
+        """The end of the API's, the worker's and the dev server's logs (kept in `logs`)."""
+        tails = [self.log_tail(name) for name in ("api", "worker", "temporal")]
+        return "\n".join([*tails, f"(all logs: {self.logs})"])
 
     # ------------------------------------------------------------------ clients
 
@@ -145,6 +190,8 @@ def running_stack(
         "API_PORT": str(api_port),
         "API_URL": f"http://127.0.0.1:{api_port}/api",
         "ALLOW_PRIVATE_WEBHOOKS": "true",
+        # Sealed secrets, as `automations dev` does: the API seals, the worker opens.
+        "SECRETS_KEY": SecretBox.new_key(),
         "TEMPORAL_UI_URL": "",
         **(extra_env or {}),
     }
@@ -154,7 +201,7 @@ def running_stack(
         env.pop("API_KEY", None)
     stack = Stack(server, env, logs)
     try:
-        server.start()
+        server.start(START_TIMEOUT)
         stack.start_worker()
         stack.start_api()
         stack.wait_healthy()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -10,9 +10,20 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
 
+from temporal_automations.domain.automations import SECRET_MASK
+from temporal_automations.temporal import workflow_id
 from tests.stack import Stack, running_stack
-from tests.support import Receiver, event_json
+from tests.support import (
+    Receiver,
+    automation_status,
+    event_json,
+    eventually,
+    is_settled,
+    send,
+    settled,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -42,24 +53,18 @@ def webhook(
     return {"type": "call-webhook", "url": f"{receiver.url}{path}", "payload": payload}
 
 
-def send(api: httpx.Client, *events: dict[str, Any]) -> None:
-    response = api.post("/events", json=list(events))
-    assert response.status_code == 204, response.text
+def bodies(receiver: Receiver, path: str) -> list[str]:
+    return [request.body.decode() for request in receiver.requests_snapshot(path)]
 
 
-def status(api: httpx.Client, automation_id: str) -> dict[str, Any]:
-    response = api.get(f"/automations/{automation_id}/status")
-    assert response.status_code == 200, response.text
-    return response.json()
+def workflow_status(stack: Stack, automation_id: str) -> WorkflowExecutionStatus | None:
+    """What Temporal itself says of the automation's workflow."""
 
+    async def describe() -> WorkflowExecutionStatus | None:
+        client = await Client.connect(stack.temporal_address)
+        return (await client.get_workflow_handle(workflow_id(automation_id)).describe()).status
 
-def eventually(check: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
+    return asyncio.run(describe())
 
 
 # --------------------------------------------------------------------------- CRUD
@@ -104,7 +109,9 @@ def test_create_read_list_count_and_validation(api: httpx.Client) -> None:
     assert api.get(f"/automations/{uuid.uuid4()}").status_code == 404
 
 
-def test_fire_pause_resume_replace_delete(api: httpx.Client, receiver: Receiver) -> None:
+def test_fire_pause_resume_replace_delete(
+    stack: Stack, api: httpx.Client, receiver: Receiver
+) -> None:
     run = f"prefect.flow-run.{uuid.uuid4()}"
     automation = create(
         api,
@@ -126,13 +133,15 @@ def test_fire_pause_resume_replace_delete(api: httpx.Client, receiver: Receiver)
         is False
     )
     assert api.get(f"/automations/{automation['id']}").json()["enabled"] is False
-    send(api, event_json("prefect.flow-run.Failed", run))
-    time.sleep(1)
-    assert len(receiver.requests_snapshot("/crud")) == 1
+    send(api, event_json("prefect.flow-run.Failed", run))  # while paused: not acted on
 
     api.patch(f"/automations/{automation['id']}", json={"enabled": True})
     send(api, event_json("prefect.flow-run.Failed", run))
     assert len(receiver.wait_for(2, "/crud")) == 2
+    # The automation takes events, pause and resume in order: once the event sent after the
+    # resume is worked off, whatever the paused one could have set off has happened too.
+    assert settled(api, automation["id"], received=2)["stats"]["firings"] == 2
+    assert len(receiver.requests_snapshot("/crud")) == 2
 
     replaced = api.put(
         f"/automations/{automation['id']}",
@@ -152,11 +161,13 @@ def test_fire_pause_resume_replace_delete(api: httpx.Client, receiver: Receiver)
     )
     calls = receiver.wait_for(3, "/crud")
     assert [c.body.decode() for c in calls][2:] == ["replaced"]
+    assert settled(api, automation["id"], received=3)["stats"]["firings"] == 3
 
     assert api.delete(f"/automations/{automation['id']}").status_code == 204
     assert api.get(f"/automations/{automation['id']}").status_code == 404
+    # Deleted means ended: a terminated workflow starts no action, and none was still running.
+    assert workflow_status(stack, automation["id"]) == WorkflowExecutionStatus.TERMINATED
     send(api, event_json("prefect.flow-run.Crashed", run))
-    time.sleep(1)
     assert len(receiver.requests_snapshot("/crud")) == 3
 
 
@@ -182,9 +193,14 @@ def test_duplicates_invalid_and_oversized_events(api: httpx.Client, receiver: Re
     assert api.post("/events", json={"not": "a list"}).status_code == 422
     huge = event_json(name, "prefect.flow-run.3", payload={"blob": "x" * 1_600_000})
     assert api.post("/events", json=[huge]).status_code == 413
-    time.sleep(1)
-    assert status(api, automation["id"])["stats"]["firings"] == 1
-    assert len(receiver.requests_snapshot("/dedupe")) == 1
+
+    # A sentinel after all of it: the automation takes its events in order, so once the
+    # sentinel has fired and every action has finished, the duplicates and the refused
+    # events have had all the effect they will ever have.
+    send(api, event_json(name, "prefect.flow-run.sentinel"))
+    eventually(lambda: "prefect.flow-run.sentinel" in bodies(receiver, "/dedupe"))
+    assert settled(api, automation["id"], received=2)["stats"]["firings"] == 2
+    assert bodies(receiver, "/dedupe") == ["prefect.flow-run.1", "prefect.flow-run.sentinel"]
 
 
 def test_lifecycle_events_feed_other_automations_but_never_their_own(
@@ -205,15 +221,63 @@ def test_lifecycle_events_feed_other_automations_but_never_their_own(
     )
     # Listens to everything, its own lifecycle events included: it must not loop on them.
     greedy = create(api, trigger={"posture": "Reactive"}, actions=[{"type": "do-nothing"}])
-    send(api, event_json(name, "prefect.flow-run.chain"))
-    (call,) = receiver.wait_for(1, "/chained")
-    assert call.body == b"prefect.automation.action.executed"
-    time.sleep(3)
-    firings = status(api, greedy["id"])["stats"]["firings"]
-    time.sleep(2)
-    assert status(api, greedy["id"])["stats"]["firings"] == firings  # settled, not looping
-    assert status(api, second["id"])["stats"]["firings"] == 1
-    api.delete(f"/automations/{greedy['id']}")
+    greedy_resource = f"prefect.automation.{greedy['id']}"
+    # Fires on greedy's `action.executed` for the marker event, and on nothing else (its own
+    # lifecycle events name other triggering events): when it acts, every lifecycle event
+    # greedy emitted before that one has been through the API, which sends an automation its
+    # own lifecycle events never (and had it sent them, they were delivered by then).
+    marker = event_json(f"e2e.chain.marker.{uuid.uuid4()}", "prefect.flow-run.marker")
+    watcher = create(
+        api,
+        trigger={
+            "posture": "Reactive",
+            "expect": ["prefect.automation.action.executed"],
+            "match": {"prefect.resource.id": greedy_resource},
+            "match_related": {"prefect.resource.id": f"prefect.event.{marker['id']}"},
+        },
+        actions=[webhook(receiver, "/greedy-out", "{{ event.event }}")],
+    )
+    try:
+        send(api, event_json(name, "prefect.flow-run.chain"))
+        (call,) = receiver.wait_for(1, "/chained", timeout=30)
+        assert call.body == b"prefect.automation.action.executed"
+
+        def greedy_settled_after(**cause: str) -> dict[str, Any] | None:
+            """Greedy's status once it has fired on an event like `cause` and settled."""
+            current = automation_status(api, greedy["id"])
+            fired = any(
+                all(firing[f"event_{key}"] == value for key, value in cause.items())
+                for firing in current["stats"]["recent"]
+            )
+            return current if fired and is_settled(current) else None
+
+        # The chain's last link reached greedy: second's `action.executed`, emitted after all
+        # of second's and first's other lifecycle events. Then greedy's outbox holds the
+        # lifecycle events of every firing so far, and emits them, in order, before the
+        # marker's.
+        last_link = {
+            "name": "prefect.automation.action.executed",
+            "resource_id": f"prefect.automation.{second['id']}",
+        }
+        eventually(lambda: greedy_settled_after(**last_link), timeout=30)
+        send(api, marker)
+        assert receiver.wait_for(1, "/greedy-out", timeout=30)
+        # A closing event: once greedy has fired on it and settled, it has worked off every
+        # event delivered to it before, its own included had there been any.
+        closing = event_json(f"e2e.chain.closing.{uuid.uuid4()}", "prefect.flow-run.closing")
+        send(api, closing)
+        final = eventually(lambda: greedy_settled_after(id=closing["id"]), timeout=30)
+
+        causes = [firing["event_resource_id"] for firing in final["stats"]["recent"]]
+        assert greedy_resource not in causes  # never fired on its own lifecycle events
+        assert final["stats"]["chain_cut"] == 0  # so no chain of them was ever cut either
+        assert automation_status(api, second["id"])["stats"]["firings"] == 1
+        assert automation_status(api, watcher["id"])["stats"]["firings"] == 1
+        assert len(receiver.requests_snapshot("/chained")) == 1
+        assert bodies(receiver, "/greedy-out") == ["prefect.automation.action.executed"]
+    finally:
+        api.delete(f"/automations/{greedy['id']}")
+        api.delete(f"/automations/{watcher['id']}")
 
 
 def test_pause_and_resume_automation_actions(api: httpx.Client) -> None:
@@ -239,7 +303,7 @@ def test_pause_and_resume_automation_actions(api: httpx.Client) -> None:
 
 def test_proactive_trigger_fires_on_time(api: httpx.Client, receiver: Receiver) -> None:
     run = f"prefect.flow-run.{uuid.uuid4()}"
-    create(
+    automation = create(
         api,
         trigger={
             "posture": "Proactive",
@@ -253,12 +317,12 @@ def test_proactive_trigger_fires_on_time(api: httpx.Client, receiver: Receiver) 
     )
     sent = time.time()
     send(api, event_json("prefect.flow-run.Running", run))
-    time.sleep(8)
-    assert receiver.requests_snapshot("/proactive") == []
-    (call,) = receiver.wait_for(1, "/proactive", timeout=10)
+    (call,) = receiver.wait_for(1, "/proactive", timeout=30)
     lateness = call.received_at - (sent + 10)
     print(f"proactive lateness through the stack: {lateness * 1000:.0f} ms")
-    assert -0.5 < lateness < 3
+    assert -0.5 < lateness < 3  # not before the deadline, and not long after it
+    assert settled(api, automation["id"], received=1)["stats"]["firings"] == 1
+    assert len(receiver.requests_snapshot("/proactive")) == 1
 
 
 # --------------------------------------------------------------------------- durability
@@ -274,31 +338,26 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_acts_once(
         actions=[webhook(receiver, "/crash")],
     )
     runs = [f"prefect.flow-run.{uuid.uuid4()}" for _ in range(200)]
-    errors: list[str] = []
 
-    def stream() -> None:
-        with stack.sync_client() as client:
-            for run in runs:
-                response = client.post("/events", json=[event_json(name, run)])
-                if response.status_code != 204:
-                    errors.append(response.text)
-                time.sleep(0.01)
+    def stream(part: list[str]) -> None:
+        for run in part:
+            send(api, event_json(name, run))  # 204: durable, worker or no worker
 
-    sender = threading.Thread(target=stream)
-    sender.start()
-    time.sleep(0.8)
-    stack.kill_worker()  # SIGKILL, mid-stream: events keep being accepted meanwhile
-    time.sleep(1.5)
+    stream(runs[:50])
+    stack.kill_worker()  # SIGKILL, right after a burst: firings are being acted on
+    print(f"acted on when the worker was killed: {len(bodies(receiver, '/crash'))} of 50")
+    stream(runs[50:100])  # accepted while no worker runs
     stack.start_worker()
-    sender.join()
-    assert errors == []
-    calls = receiver.wait_for(200, "/crash", timeout=60)
-    time.sleep(2)
+    stream(runs[100:])  # while the new worker starts and picks up where the old one died
+
+    eventually(lambda: set(bodies(receiver, "/crash")) == set(runs), timeout=120)
+    final = settled(api, automation["id"], received=200, timeout=60)
+    assert final["stats"]["firings"] == 200  # one firing per run
     calls = receiver.requests_snapshot("/crash")
     assert {c.body.decode() for c in calls} == set(runs)  # every firing acted
-    keys = {c.headers["Idempotency-Key"] for c in calls}
-    assert len(keys) == 200  # one firing per run; a retried action re-sends its own key
-    assert eventually(lambda: status(api, automation["id"])["stats"]["firings"] == 200)
+    sent = {(c.headers["Idempotency-Key"], c.body.decode()) for c in calls}
+    assert len(sent) == 200  # a retried action re-sends its own firing's key, never a new one
+    assert len({key for key, _ in sent}) == 200
 
 
 def test_automations_survive_an_api_restart(
@@ -321,7 +380,8 @@ def test_automations_survive_an_api_restart(
     with stack.sync_client() as fresh:
         read = fresh.get(f"/automations/{automation['id']}").json()
         assert read["name"] == automation["name"]
-        assert read["actions_on_trigger"][0]["headers"] == {"X-Token": "s3cret"}
+        # Shown masked (as every answer shows secrets); the webhook below gets the real one.
+        assert read["actions_on_trigger"][0]["headers"] == {"X-Token": SECRET_MASK}
         send(fresh, event_json(name, "prefect.flow-run.r"))
     assert len(receiver.wait_for(1, "/restart")) == 1
     assert receiver.wait_for(1, "/restart-secret")[0].headers["X-Token"] == "s3cret"

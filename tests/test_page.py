@@ -405,7 +405,7 @@ def test_list_screenshot(page: Page, api: httpx.Client) -> None:
     )
     unhealthy = card_of(page, "Deployment went unhealthy")
     expect(unhealthy).to_contain_text("Paused")
-    expect(unhealthy).to_contain_text("Send a notification to json://127.0.0.1:9")
+    expect(unhealthy).to_contain_text("Send a notification to json://********")  # masked
     page.screenshot(path=str(DOCS / "page-list.png"), full_page=True)
 
 

@@ -14,6 +14,7 @@ import aiohttp
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
+from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import Event
 from temporal_automations.settings import Settings
@@ -46,7 +47,11 @@ async def running_worker(
         api_url=f"{receiver.url}/api",  # lifecycle events go to the receiver's /api/events
         allow_private_webhooks=allow_private_webhooks,
     )
-    async with aiohttp.ClientSession() as http, build_worker(client, settings, http):
+    async with (
+        aiohttp.ClientSession() as http,
+        TemplateRenderer() as renderer,
+        build_worker(client, settings, http, renderer),
+    ):
         yield task_queue
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from temporal_automations.api.deps import StoreDep
+from temporal_automations.api.routers.health import monitor
 from temporal_automations.api.schemas import (
     AutomationCountRequest,
     AutomationFilterRequest,
@@ -28,13 +29,15 @@ _SORT_KEYS = {
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=Automation)
-async def create_automation(automation: AutomationCore, store: StoreDep) -> Automation:
-    return await store.create(automation)
+async def create_automation(automation: AutomationCore, store: StoreDep) -> dict[str, Any]:
+    return (await store.create(automation)).without_secrets()
 
 
 @router.get("/{automation_id}", response_model=Automation)
-async def read_automation(automation_id: UUID, store: StoreDep) -> Automation:
-    return store.get(automation_id)
+async def read_automation(automation_id: UUID, store: StoreDep) -> dict[str, Any]:
+    """Secrets (webhook header values, notification URLs) come back masked; send the mask back
+    in a PUT to keep them."""
+    return store.get(automation_id).without_secrets()
 
 
 @router.get("/{automation_id}/status")
@@ -46,16 +49,25 @@ async def read_automation_status(automation_id: UUID, store: StoreDep) -> dict[s
     return data
 
 
+@router.get("/{automation_id}/health")
+async def read_automation_health(automation_id: UUID, request: Request) -> dict[str, Any]:
+    """`{"evaluating": bool, "problem": str | None}`: False with the reason when no worker runs
+    or its workflow task keeps failing (it answers even when the status query cannot)."""
+    return await monitor(request.app).automation(automation_id)
+
+
 @router.put("/{automation_id}", response_model=Automation)
 async def replace_automation(
     automation_id: UUID, automation: AutomationCore, store: StoreDep
-) -> Automation:
-    return await store.replace(automation_id, automation)
+) -> dict[str, Any]:
+    return (await store.replace(automation_id, automation)).without_secrets()
 
 
 @router.patch("/{automation_id}", response_model=Automation)
-async def patch_automation(automation_id: UUID, patch: EnabledPatch, store: StoreDep) -> Automation:
-    return await store.set_enabled(automation_id, patch.enabled)
+async def patch_automation(
+    automation_id: UUID, patch: EnabledPatch, store: StoreDep
+) -> dict[str, Any]:
+    return (await store.set_enabled(automation_id, patch.enabled)).without_secrets()
 
 
 @router.delete("/{automation_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -68,7 +80,7 @@ async def delete_automation(automation_id: UUID, store: StoreDep) -> Response:
 async def filter_automations(
     store: StoreDep, request: AutomationFilterRequest | None = None
 ) -> list[dict[str, Any]]:
-    """Header values of webhooks are masked here; read one automation to see them."""
+    """Secrets are masked here, as everywhere the API answers."""
     request = request or AutomationFilterRequest()
     selected = [a for a in store.all() if not request.automations or request.automations.matches(a)]
     key, reverse = _SORT_KEYS[request.sort or AutomationSort.NAME_ASC]

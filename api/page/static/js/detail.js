@@ -57,19 +57,34 @@ function actionGroups(automation) {
     group("When it resolves", automation.actions_on_resolve));
 }
 
+// The banner of an automation that is not evaluating (no worker, a workflow task that keeps
+// failing); hidden while it evaluates. role=alert: screen readers announce it when it appears.
+function notEvaluatingBanner() {
+  return h("div", { class: "banner", id: "not-evaluating", role: "alert", hidden: true });
+}
+
+function showEvaluating(banner, state) {
+  banner.hidden = state.evaluating;
+  banner.textContent = state.evaluating ? "" : `This automation is not evaluating: ${state.problem}`;
+}
+
+const settle = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 // Returns a function that stops the refresh (called when the page leaves this view).
 export async function renderDetail(view, automationId, config) {
-  const [automation, first] = await Promise.all([
-    api(`/automations/${automationId}`),
-    api(`/automations/${automationId}/status`),
-  ]);
+  // Only the definition is needed to show the page: the counters come from the workflow itself,
+  // which cannot answer while no worker runs or while its workflow task keeps failing, and the
+  // banner then says why.
+  const automation = await api(`/automations/${automationId}`);
   const workflowId = `automation-${automation.id}`;
   const workflowUrl = config.temporal_ui_url
     ? `${config.temporal_ui_url}/namespaces/${encodeURIComponent(config.namespace)}/workflows/${workflowId}`
     : null;
-  const counters = h("p", { class: "meta", id: "counters" }, countersText(automation, first));
-  let firings = firingsSection(first.stats);
-  let shown = JSON.stringify(first.stats.recent);
+  const banner = notEvaluatingBanner();
+  const counters = h("p", { class: "meta", id: "counters" }, "Loading counters…");
+  let firings = h("p", { class: "card empty", id: "firings-loading" }, "Loading recent firings…");
+  const definition = h("pre", { id: "definition" }, "Shown once the automation answers.");
+  let shown = null;
 
   view.replaceChildren(
     h("p", {}, h("a", { href: "#/" }, "← All automations")),
@@ -81,6 +96,7 @@ export async function renderDetail(view, automationId, config) {
           ? h("a", { class: "button secondary", href: workflowUrl, target: "_blank", rel: "noopener", id: "workflow-link" }, "Open in Temporal Web UI")
           : null,
         h("a", { class: "button", href: `#/edit/${automation.id}` }, "Edit"))),
+    banner,
     automation.description ? h("p", {}, automation.description) : null,
     h("div", { class: "card" },
       h("p", { class: "sentence" }, h("strong", {}, describeTrigger(automation.trigger)), " → ", describeActions(automation)),
@@ -91,27 +107,47 @@ export async function renderDetail(view, automationId, config) {
     firings,
     h("h2", {}, "Definition"),
     actionGroups(automation),
-    h("details", {}, h("summary", {}, "JSON"), h("pre", { id: "definition" }, JSON.stringify(first.automation, null, 2))),
+    h("details", {}, h("summary", {}, "JSON"), definition),
   );
 
-  let stopped = false;
-  const refresh = async () => {
-    if (stopped || document.hidden) return;
-    try {
-      const status = await api(`/automations/${automationId}/status`);
-      if (stopped) return;
-      counters.textContent = countersText(automation, status);
-      const now = JSON.stringify(status.stats.recent);
-      if (now !== shown) {
-        shown = now;
-        const fresh = firingsSection(status.stats);
-        firings.replaceWith(fresh);
-        firings = fresh;
-      }
-    } catch {
-      // a missed refresh is retried at the next tick
+  const showStatus = (status) => {
+    counters.textContent = countersText(automation, status);
+    // The status carries the definition with secrets masked; the page shows that one.
+    definition.textContent = JSON.stringify(status.automation, null, 2);
+    const now = JSON.stringify(status.stats.recent);
+    if (now !== shown) {
+      shown = now;
+      const fresh = firingsSection(status.stats);
+      firings.replaceWith(fresh);
+      firings = fresh;
     }
   };
+
+  let stopped = false;
+  // A status query waits up to 30 s for a worker: the banner never waits for it, and neither
+  // kind of request piles up behind a slow one.
+  const inFlight = new Set();
+  const once = async (kind, request, show) => {
+    if (stopped || inFlight.has(kind) || document.hidden) return;
+    inFlight.add(kind);
+    try {
+      const value = await request();
+      if (!stopped) show(value);
+    } catch {
+      // A missed status is asked again at the next tick; until one arrives, say so.
+      if (!stopped && kind === "status" && shown === null) {
+        counters.textContent = "Counters unavailable: the automation does not answer.";
+      }
+    } finally {
+      inFlight.delete(kind);
+    }
+  };
+  const refresh = () => Promise.all([
+    once("status", () => api(`/automations/${automationId}/status`), showStatus),
+    once("health", () => api(`/automations/${automationId}/health`), (state) => showEvaluating(banner, state)),
+  ]);
+  // Show the counters before returning when they come quickly, without waiting long for them.
+  await Promise.race([refresh(), settle(1500)]);
   const timer = setInterval(refresh, REFRESH_MS);
   return () => { stopped = true; clearInterval(timer); };
 }

@@ -4,13 +4,33 @@ import { api } from "./api.js";
 import { ago, describeActions, describeTrigger, when } from "./describe.js";
 import { copyText, h, toast } from "./dom.js";
 
+// A status query waits up to 30 s for a worker; the list shows without its counters sooner.
+const STATUS_PATIENCE_MS = 3000;
+
 async function withStatus(automation) {
   try {
-    const status = await api(`/automations/${automation.id}/status`);
+    const status = await Promise.race([
+      api(`/automations/${automation.id}/status`),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("no answer in time")), STATUS_PATIENCE_MS)),
+    ]);
     return { automation, stats: status.stats };
   } catch {
     return { automation, stats: null }; // counters unknown; the row still shows
   }
+}
+
+// /api/health, read even when it answers 503 (its body says why). Never blocks the list.
+async function readHealth() {
+  try {
+    const response = await fetch("/api/health");
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+function notEvaluating(reason) {
+  return h("div", { class: "banner", role: "alert" }, `This automation is not evaluating: ${reason}`);
 }
 
 export function confirmDelete(automation) {
@@ -104,10 +124,11 @@ export function enabledSwitch(automation, onChange = () => {}) {
   return h("label", { class: "switch" }, input, state);
 }
 
-function row({ automation, stats }, rerender) {
+function row({ automation, stats, problem }, rerender) {
   const firings = stats?.firings;
   return h("article", { class: "card automation", dataset: { id: automation.id }, "aria-label": automation.name },
     h("div", { class: "main" },
+      problem ? notEvaluating(problem) : null,
       h("a", { class: "name", href: `#/a/${automation.id}` }, automation.name),
       automation.description ? h("div", { class: "meta" }, automation.description) : null,
       h("div", { class: "summary" }, h("span", { class: "trigger" }, describeTrigger(automation.trigger)), " → ", describeActions(automation)),
@@ -119,13 +140,29 @@ function row({ automation, stats }, rerender) {
 }
 
 export async function renderList(view) {
-  const automations = await api("/automations/filter", { method: "POST", body: { sort: "NAME_ASC" } });
+  const [automations, health] = await Promise.all([
+    api("/automations/filter", { method: "POST", body: { sort: "NAME_ASC" } }),
+    readHealth(),
+  ]);
   const rows = await Promise.all(automations.map(withStatus));
+  // Health names wedged automations (workflow tasks that keep failing); without a worker, none
+  // evaluates and one banner above the list says so.
+  const wedged = new Set(health?.wedged ?? []);
+  const noWorker = health && !health.workers;
+  for (const r of rows) {
+    if (wedged.has(r.automation.id)) r.problem = "its workflow task keeps failing (open it for the reason)";
+  }
   const rerender = () => renderList(view);
   view.replaceChildren(
     h("div", { class: "row spread" },
       h("h1", {}, "Automations"),
       h("a", { class: "button add", href: "#/new", "aria-label": "Create automation", title: "Create automation" }, "+")),
+    noWorker && rows.length
+      ? h("div", { class: "banner", role: "alert", id: "no-worker" },
+          health.temporal
+            ? "No worker is running: no automation is evaluating. Start one (automations worker)."
+            : "Temporal is unreachable: no automation is evaluating.")
+      : null,
     rows.length
       ? h("div", { class: "list" }, rows.map((r) => row(r, rerender)))
       : h("div", { class: "card empty" },
