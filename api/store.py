@@ -33,6 +33,7 @@ from temporal_automations.workflows.automation import (
 log = logging.getLogger("automations.api")
 
 STATUS_TIMEOUT = timedelta(seconds=5)
+BUSY_STATUS_TIMEOUT = timedelta(seconds=2)
 
 
 class AutomationNotFound(LookupError):
@@ -96,12 +97,36 @@ class AutomationStore:
         return list(self.catalog.values())
 
     async def status(self, automation_id: UUID) -> AutomationStatus:
-        self.get(automation_id)
-        return await self._status(workflow_id(automation_id))
+        """The status query; when the workflow is too busy to answer in time (a burst of
+        actions holds its workflow task), the counters its memo had at its last task."""
+        automation = self.get(automation_id)
+        try:
+            return await self._status(workflow_id(automation_id), BUSY_STATUS_TIMEOUT)
+        except RPCError as error:
+            if error.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                raise
+        description = await self._handle(workflow_id(automation_id)).describe()
+        memo = await description.memo()
+        stats = AutomationStats(
+            events_received=memo.get("events_received") or 0,
+            firings=memo.get("firings") or 0,
+            last_fired=memo.get("last_fired"),
+            errors=memo.get("errors") or 0,
+            last_error=memo.get("last_error"),
+        )
+        return AutomationStatus(
+            automation=automation,
+            stats=stats,
+            next_deadline=None,
+            open_windows=0,
+            triggered_keys=0,
+            held_events=0,
+            live=False,
+        )
 
-    async def _status(self, id_: str) -> AutomationStatus:
+    async def _status(self, id_: str, timeout: timedelta = STATUS_TIMEOUT) -> AutomationStatus:
         # Bounded: with no worker a query would wait for one until the client gives up.
-        return await self._handle(id_).query(AutomationWorkflow.status, rpc_timeout=STATUS_TIMEOUT)
+        return await self._handle(id_).query(AutomationWorkflow.status, rpc_timeout=timeout)
 
     # ------------------------------------------------------------------ writes
 

@@ -162,6 +162,9 @@ class AutomationStatus(BaseModel):
     waiting_signals: int = 0  # signals received, not decoded yet
     queued_firings: int = 0  # firings waiting for their actions to start
     running_firings: int = 0
+    # False: the workflow was too busy to answer (its worker holds a workflow task while
+    # actions run) and these are the counters of its memo, as of its last workflow task.
+    live: bool = True
 
 
 # --------------------------------------------------------------------------- the workflow

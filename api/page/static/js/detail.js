@@ -114,6 +114,12 @@ export async function renderDetail(view, automationId, config) {
     counters.textContent = countersText(automation, status);
     // The status carries the definition with secrets masked; the page shows that one.
     definition.textContent = JSON.stringify(status.automation, null, 2);
+    // Too busy to answer live (a burst of actions): counters from its last workflow task, and
+    // the firings shown so far stay until a live answer comes.
+    if (status.live === false) {
+      counters.textContent += " (busy: counters as of its last step)";
+      if (shown !== null) return;
+    }
     const now = JSON.stringify(status.stats.recent);
     if (now !== shown) {
       shown = now;
