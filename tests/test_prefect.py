@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from temporal_automations.devserver import die_with_parent
 from temporal_automations.prefect_hooks import state_event
 from tests.prefect_server import PREFECT_VENV, ROOT, PrefectServer, running_prefect_server
 from tests.stack import Stack, running_stack
-from tests.support import STUCK_TRIGGER, Receiver
+from tests.support import STUCK_TRIGGER, Receiver, eventually, send, settled
 
 pytestmark = pytest.mark.e2e
 
@@ -55,11 +54,13 @@ def create(api: httpx.Client, **fields: Any) -> dict[str, Any]:
 
 def prefect_post(orchestrator: httpx.Client, path: str, body: Any) -> Any:
     """Test setup on Prefect: its SQLite database answers 5xx now and then under load."""
-    for _ in range(5):
+
+    def answered() -> httpx.Response:
         response = orchestrator.post(path, json=body)
-        if response.status_code < 500:
-            break
-        time.sleep(0.5)
+        assert response.status_code < 500, f"POST {path}: {response.status_code} {response.text}"
+        return response
+
+    response = eventually(answered, timeout=30, interval=0.5)
     assert response.status_code < 300, f"POST {path}: {response.status_code} {response.text}"
     return response.json()
 
@@ -96,15 +97,6 @@ def hook_event(run: dict[str, Any], state: str) -> dict[str, Any]:
     return state_event(_Run({"name": "flow"}), _Run(run), _State(state))
 
 
-def eventually(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
-
-
 def state_of(orchestrator: httpx.Client, run_id: str) -> str:
     return orchestrator.get(f"/flow_runs/{run_id}").json()["state"]["type"]
 
@@ -118,7 +110,7 @@ def test_a_stuck_run_is_cancelled_and_one_that_completes_is_not(
     _, deployment_id = deployment(orchestrator, f"stuck-{uuid.uuid4().hex[:6]}")
     stuck = flow_run(orchestrator, deployment_id, "RUNNING")
     healthy = flow_run(orchestrator, deployment_id, "RUNNING")
-    create(
+    automation = create(
         api,
         trigger={
             **STUCK_TRIGGER,
@@ -127,16 +119,26 @@ def test_a_stuck_run_is_cancelled_and_one_that_completes_is_not(
         },
         actions=[{"type": "cancel-flow-run"}],
     )
-    api.post("/events", json=[hook_event(stuck, "Running"), hook_event(healthy, "Running")])
-    time.sleep(3)
-    orchestrator.post(
+    send(api, hook_event(stuck, "Running"), hook_event(healthy, "Running"))
+    # Both runs are being watched, each with its own deadline; then one of them completes.
+    watching = settled(api, automation["id"], received=2)
+    assert watching["open_windows"] == 2 and watching["stats"]["firings"] == 0
+    completed = prefect_post(
+        orchestrator,
         f"/flow_runs/{healthy['id']}/set_state",
-        json={"state": {"type": "COMPLETED"}, "force": True},
+        {"state": {"type": "COMPLETED"}, "force": True},
     )
-    api.post("/events", json=[hook_event(healthy, "Completed")])
+    assert completed["status"] == "ACCEPT", completed
+    send(api, hook_event(healthy, "Completed"))
 
     assert eventually(lambda: state_of(orchestrator, stuck["id"]) in {"CANCELLING", "CANCELLED"})
-    time.sleep(1)
+    # Both deadlines were the same: once the stuck run's firing has been acted on, the healthy
+    # run's would have been too. One firing, for the stuck run alone.
+    final = settled(api, automation["id"], received=3)
+    assert final["stats"]["firings"] == 1
+    (firing,) = final["stats"]["recent"]
+    assert firing["labels"] == {"prefect.resource.id": f"prefect.flow-run.{stuck['id']}"}
+    assert [action["status"] for action in firing["actions"]] == ["executed"]
     assert state_of(orchestrator, healthy["id"]) == "COMPLETED"
 
 
@@ -180,14 +182,14 @@ def test_a_failed_flow_run_runs_the_clean_up_deployment_once_with_templated_para
         body = {"flow_runs": {"deployment_id": {"any_": [cleanup]}}}
         return orchestrator.post("/flow_runs/filter", json=body).json()
 
-    runs = eventually(cleanup_runs)
-    assert [r["parameters"] for r in runs] == [
+    eventually(cleanup_runs)
+    # Once the automation has settled, its action has finished for good (no retry to come).
+    final = settled(api, automation["id"], received=1)
+    assert final["stats"]["firings"] == 1
+    assert final["stats"]["recent"][0]["actions"][0]["status"] == "executed"
+    assert [r["parameters"] for r in cleanup_runs()] == [  # once
         {"failed_run": f"prefect.flow-run.{failed_run}", "flow": flow_name}
     ]
-    recent = api.get(f"/automations/{automation['id']}/status").json()["stats"]["recent"]
-    assert recent[0]["actions"][0]["status"] == "executed"
-    time.sleep(2)
-    assert len(cleanup_runs()) == 1  # once
 
 
 def test_an_unhealthy_work_queue_is_paused_then_resumed_on_resolve(
@@ -224,14 +226,14 @@ def test_an_unhealthy_work_queue_is_paused_then_resumed_on_resolve(
         "event": "prefect.work-queue.not-ready",
         "resource": queue_resource,
     }
-    api.post("/events", json=[not_ready])
+    send(api, not_ready)
     assert eventually(paused)
     ready = {
         "id": str(uuid.uuid4()),
         "event": "prefect.work-queue.ready",
         "resource": queue_resource,
     }
-    api.post("/events", json=[ready])
+    send(api, ready)
     assert eventually(lambda: not paused())
 
 
@@ -255,11 +257,9 @@ def test_pause_and_resume_a_selected_deployment_schedule(
     def paused() -> bool:
         return orchestrator.get(f"/deployments/{deployment_id}").json()["paused"]
 
-    api.post("/events", json=[{"event": pause, "resource": {"prefect.resource.id": "ops.console"}}])
+    send(api, {"event": pause, "resource": {"prefect.resource.id": "ops.console"}})
     assert eventually(paused)
-    api.post(
-        "/events", json=[{"event": resume, "resource": {"prefect.resource.id": "ops.console"}}]
-    )
+    send(api, {"event": resume, "resource": {"prefect.resource.id": "ops.console"}})
     assert eventually(lambda: not paused())
 
 
@@ -270,9 +270,7 @@ def test_an_action_without_a_target_fails_with_a_reason(api: httpx.Client) -> No
         trigger={"posture": "Reactive", "expect": [name]},
         actions=[{"type": "cancel-flow-run"}],
     )
-    api.post(
-        "/events", json=[{"event": name, "resource": {"prefect.resource.id": "not.a.flow.run"}}]
-    )
+    send(api, {"event": name, "resource": {"prefect.resource.id": "not.a.flow.run"}})
 
     def failed() -> dict[str, Any] | None:
         recent = api.get(f"/automations/{automation['id']}/status").json()["stats"]["recent"]
@@ -306,6 +304,25 @@ def start_bridge(prefect: PrefectServer, stack: Stack, log: Any) -> subprocess.P
     )  # fmt: skip
 
 
+def await_subscriptions(bridge: subprocess.Popen[bytes], log_path: Path, count: int) -> None:
+    """Until the bridge log says it subscribed `count` times in all (it sent its filter)."""
+
+    def subscribed() -> bool:
+        text = log_path.read_text(errors="replace")
+        assert bridge.poll() is None, f"the bridge exited ({bridge.returncode}):\n{text[-2000:]}"
+        assert text.count("subscribed to ") >= count, text[-2000:]
+        return True
+
+    eventually(subscribed, timeout=60, what="the bridge subscribed to Prefect's events")
+
+
+def persisted_in_prefect(orchestrator: httpx.Client, event: str, resource_id: str) -> bool:
+    """Prefect has stored the event: a bridge that connects now gets it in its backfill."""
+    body = {"filter": {"event": {"name": [event]}, "resource": {"id": [resource_id]}}}
+    response = orchestrator.post("/events/filter", json=body)
+    return response.status_code == 200 and bool(response.json()["events"])
+
+
 def test_the_bridge_carries_prefects_own_events_and_resumes_without_loss_or_duplicates(
     prefect: PrefectServer,
     stack: Stack,
@@ -315,7 +332,7 @@ def test_the_bridge_carries_prefects_own_events_and_resumes_without_loss_or_dupl
 ) -> None:
     _, deployment_id = deployment(orchestrator, f"bridged-{uuid.uuid4().hex[:6]}")
     with Receiver() as receiver:
-        create(
+        automation = create(
             api,
             trigger={
                 "posture": "Reactive",
@@ -331,10 +348,15 @@ def test_the_bridge_carries_prefects_own_events_and_resumes_without_loss_or_dupl
                 }
             ],
         )
-        log = (tmp_path / "bridge.log").open("ab")
+
+        def bridged() -> list[str]:
+            return [c.body.decode() for c in receiver.requests_snapshot("/bridged")]
+
+        log_path = tmp_path / "bridge.log"
+        log = log_path.open("ab")
         bridge = start_bridge(prefect, stack, log)
         try:
-            time.sleep(4)  # subscribed
+            await_subscriptions(bridge, log_path, 1)
             first = flow_run(orchestrator, deployment_id, "COMPLETED")  # Prefect emits the event
             assert [c.body.decode() for c in receiver.wait_for(1, "/bridged", timeout=30)] == [
                 f"prefect.flow-run.{first['id']}"
@@ -343,14 +365,23 @@ def test_the_bridge_carries_prefects_own_events_and_resumes_without_loss_or_dupl
             bridge.kill()  # a crash: the next event happens while nobody listens
             bridge.wait()
             second = flow_run(orchestrator, deployment_id, "COMPLETED")
-            time.sleep(2)
+            second_id = f"prefect.flow-run.{second['id']}"
+            eventually(
+                lambda: persisted_in_prefect(orchestrator, "prefect.flow-run.Completed", second_id)
+            )
             bridge = start_bridge(prefect, stack, log)
-            calls = receiver.wait_for(2, "/bridged", timeout=40)
-            time.sleep(3)  # a replay of `first` would show up by now
-            calls = receiver.requests_snapshot("/bridged")
-            assert sorted(c.body.decode() for c in calls) == sorted(
-                [f"prefect.flow-run.{first['id']}", f"prefect.flow-run.{second['id']}"]
-            ), (tmp_path / "bridge.log").read_text()[-2000:]
+            await_subscriptions(bridge, log_path, 2)
+            # The new bridge backfills the last minute (`first` again, and `second`), then goes
+            # live: `third` reaches the automation after both, which takes events in order.
+            assert len(receiver.wait_for(2, "/bridged", timeout=40)) >= 2, log_path.read_text()
+            third = flow_run(orchestrator, deployment_id, "COMPLETED")
+            third_id = f"prefect.flow-run.{third['id']}"
+            eventually(lambda: third_id in bridged())
+            final = settled(api, automation["id"], received=3)
+            assert final["stats"]["firings"] == 3
+            assert sorted(bridged()) == sorted(
+                [f"prefect.flow-run.{first['id']}", second_id, third_id]
+            ), log_path.read_text()[-2000:]
         finally:
             bridge.kill()
             bridge.wait()
@@ -459,12 +490,12 @@ def test_flow_run_and_work_pool_actions(
     )
     run_resource = {"prefect.resource.id": f"prefect.flow-run.{run['id']}"}
 
-    api.post("/events", json=[{"event": marks["suspend"], "resource": run_resource}])
+    send(api, {"event": marks["suspend"], "resource": run_resource})
     assert eventually(lambda: state_of(orchestrator, run["id"]) == "PAUSED")
     assert orchestrator.get(f"/flow_runs/{run['id']}").json()["state"]["name"] == "Suspended"
-    api.post("/events", json=[{"event": marks["resume"], "resource": run_resource}])
+    send(api, {"event": marks["resume"], "resource": run_resource})
     assert eventually(lambda: state_of(orchestrator, run["id"]) != "PAUSED")
-    api.post("/events", json=[{"event": marks["fail"], "resource": run_resource}])
+    send(api, {"event": marks["fail"], "resource": run_resource})
     assert eventually(lambda: state_of(orchestrator, run["id"]) == "FAILED")
 
     pool = prefect_post(
@@ -488,7 +519,7 @@ def test_flow_run_and_work_pool_actions(
         ],
         actions_on_resolve=[{"type": "resume-work-pool", "source": "inferred"}],
     )
-    api.post("/events", json=[{"event": "prefect.work-pool.not-ready", "resource": pool_resource}])
+    send(api, {"event": "prefect.work-pool.not-ready", "resource": pool_resource})
     assert eventually(lambda: orchestrator.get(f"/work_pools/{pool['name']}").json()["is_paused"])
     # Templates may name the pool: fetched from Prefect because the template uses it.
     assert [c.body.decode() for c in receiver.wait_for(1, "/pool")] == [pool["name"]]
@@ -526,7 +557,7 @@ def test_webhook_and_notification_through_prefect_blocks(
                 },
             ],
         )
-        api.post("/events", json=[{"event": name, "resource": {"prefect.resource.id": "ops"}}])
+        send(api, {"event": name, "resource": {"prefect.resource.id": "ops"}})
         (hook,) = receiver.wait_for(1, "/block-hook", timeout=20)
         assert hook.body.decode() == name and hook.headers["X-From"] == "block"
         (note,) = receiver.wait_for(1, "/block-notify", timeout=20)
