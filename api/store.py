@@ -139,7 +139,10 @@ class AutomationStore:
             AutomationWorkflow.run,
             AutomationRun(
                 automation=automation,
-                limits=RunLimits(firings_per_minute=self.settings.max_firings_per_minute),
+                limits=RunLimits(
+                    firings_per_minute=self.settings.max_firings_per_minute,
+                    chained_firings_per_minute=self.settings.max_chained_firings_per_minute,
+                ),
             ),
             id=workflow_id(automation.id),
             task_queue=self.settings.task_queue,

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         description="Each automation fires at most this often (and this many at once); more "
         "is recorded as suppressed. 0: no limit. Applies to automations created after it is set",
     )
+    max_chained_firings_per_minute: int = Field(
+        60,
+        ge=0,
+        description="The same for firings caused by another automation's lifecycle events, "
+        "which multiply when automations react to each other. 0: no limit",
+    )
 
     @field_validator(
         "api_key",

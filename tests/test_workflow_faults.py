@@ -208,3 +208,27 @@ async def test_a_lifecycle_event_our_api_refuses_holds_back_nothing(
         names = await lifecycle_names(receiver, 5)
         # Three lifecycle events per firing (triggered, action triggered, executed), one refused.
         assert len(names) == 5 and names.count(TRIGGERED) == 1  # the first one was refused
+
+
+async def test_firings_caused_by_other_automations_have_a_smaller_budget(
+    dev_client: Client, receiver: Receiver
+) -> None:
+    """Two automations reacting to each other multiply at every link (each firing emits one
+    lifecycle event per action and outcome): those chained firings have their own, small
+    budget; firings on ordinary events keep theirs."""
+    client = dev_client
+    automation = make_automation(
+        {"posture": "Reactive", "expect": [TRIGGERED, "x"]}, [webhook_action(receiver, "/b")]
+    )
+    limits = RunLimits(firings_per_minute=100, chained_firings_per_minute=3)
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation, limits) as handle,
+    ):
+        await deliver(handle, *(lifecycle_of_another(1) for _ in range(5)))
+        status = await status_when(handle, lambda s: s.stats.suppressed_firings == 2)
+        assert status.stats.firings == 3 and "chained" in (status.stats.last_error or "")
+        await deliver(handle, *events(4))
+        status = await status_when(handle, lambda s: s.stats.firings == 7 and actions_done(s))
+        assert status.stats.suppressed_firings == 2
+        assert len(await receiver.arrived(7, "/b", timeout=20)) == 7

@@ -60,6 +60,7 @@ MAX_EMIT_BYTES = 1_000_000
 RECENT_FIRINGS = 20
 MAX_ERROR_TEXT = 500
 DEFAULT_FIRINGS_PER_MINUTE = 6_000
+DEFAULT_CHAINED_FIRINGS_PER_MINUTE = 60
 
 # Temporal refuses a payload over 2 MB and a gRPC message over 4 MB: what a run carries into
 # the next one (its state, inbox, queue and outbox) stays under this, or the run keeps working
@@ -134,6 +135,10 @@ class QueuedFiring(BaseModel):
 
 class RunLimits(BaseModel):
     firings_per_minute: int = DEFAULT_FIRINGS_PER_MINUTE
+    # Firings caused by another automation's lifecycle event: each firing emits several (one
+    # per action and outcome), so two automations reacting to each other multiply at every
+    # link; this much smaller budget keeps such a storm to a few hundred firings.
+    chained_firings_per_minute: int = DEFAULT_CHAINED_FIRINGS_PER_MINUTE
 
 
 class AutomationRun(BaseModel):
@@ -147,6 +152,7 @@ class AutomationRun(BaseModel):
     stats: AutomationStats = Field(default_factory=AutomationStats)
     limits: RunLimits = Field(default_factory=RunLimits)
     budget: FiringBudget | None = None
+    chained_budget: FiringBudget | None = None
 
 
 class AutomationStatus(BaseModel):
@@ -186,6 +192,9 @@ class AutomationWorkflow:
         self.stats = run.stats
         self.limits = run.limits
         self.budget = run.budget or FiringBudget(per_minute=run.limits.firings_per_minute)
+        self.chained_budget = run.chained_budget or FiringBudget(
+            per_minute=run.limits.chained_firings_per_minute
+        )
         self.signals_this_run = 0
         self.in_flight = 0
         self.emitting = False
@@ -390,10 +399,13 @@ class AutomationWorkflow:
                 f"automations triggering each other (at most {MAX_CHAIN_DEPTH})"
             )
             return
-        if not self.budget.take(workflow.now()):
+        chained = firing_depth(firing) > 1
+        budget = self.chained_budget if chained else self.budget
+        if not budget.take(workflow.now()):
             self.stats.suppressed_firings += 1
+            what = "chained firings (caused by other automations)" if chained else "firings"
             self._record_error(
-                f"firing rate limit reached ({self.budget.per_minute} a minute): "
+                f"rate limit of {budget.per_minute} {what} a minute reached: "
                 f"{self.stats.suppressed_firings} firings suppressed so far"
             )
             return
@@ -699,6 +711,7 @@ class AutomationWorkflow:
             stats=self.stats,
             limits=self.limits,
             budget=self.budget,
+            chained_budget=self.chained_budget,
         )
 
     def _shed(self, carry: AutomationRun) -> AutomationRun:
