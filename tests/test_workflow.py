@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from temporal_automations.devserver import DevServer
 from temporal_automations.domain.automations import SECRET_MASK, Automation
 from temporal_automations.domain.events import Event
 from temporal_automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME
@@ -39,12 +36,6 @@ from tests.workflow_support import (
     running_worker,
     status_when,
 )
-
-# The dev server suggests continue-as-new once a run's history holds this many events
-# (the server's default is 4 Ki events; `limit.historySize.suggestContinueAsNew` is its
-# byte-size sibling, 4 MB by default).
-SUGGEST_CONTINUE_AS_NEW_AT = {"limit.historyCount.suggestContinueAsNew": "30"}
-
 
 REACTIVE_X: dict[str, Any] = {"posture": "Reactive", "expect": ["x"]}
 
@@ -340,20 +331,6 @@ async def test_the_same_event_id_fires_once(
 # signal that races a continue-as-new (it completes the run yet answers the workflow task's
 # completion with "workflow execution already completed"; the next run then never answers a
 # query: "query deadline exceeded"). It also lacks visibility.
-
-
-@pytest.fixture(scope="module")
-async def dev_client() -> AsyncIterator[Client]:
-    """A real dev server (in memory, with our search attributes); stopped by PID afterwards."""
-    with DevServer() as server:
-        yield await Client.connect(server.address, data_converter=pydantic_data_converter)
-
-
-@pytest.fixture
-async def eager_continue_as_new_client() -> AsyncIterator[Client]:
-    """A dev server that suggests continue-as-new after a few history events."""
-    with DevServer(dynamic_config=SUGGEST_CONTINUE_AS_NEW_AT) as server:
-        yield await Client.connect(server.address, data_converter=pydantic_data_converter)
 
 
 async def signal_many(handle: WorkflowHandle[Any, Any], events: list[Event]) -> None:

@@ -8,14 +8,10 @@ would be wedged while the API kept answering).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
-from temporal_automations.devserver import DevServer
 from temporal_automations.domain.events import Event, EventIn
 from temporal_automations.domain.lifecycle import MAX_CHAIN_DEPTH, TRIGGERED
 from temporal_automations.workflows.automation import EVENTS_PER_TASK, RunLimits
@@ -34,20 +30,6 @@ from tests.workflow_support import (
 
 UNLIMITED = RunLimits(firings_per_minute=0)
 EVERY_X = {"posture": "Reactive", "expect": ["x"]}
-
-
-@pytest.fixture(scope="module")
-async def dev_client() -> AsyncIterator[Client]:
-    with DevServer() as server:
-        yield await Client.connect(server.address, data_converter=pydantic_data_converter)
-
-
-@pytest.fixture
-async def eager_continue_as_new_client() -> AsyncIterator[Client]:
-    """A dev server that suggests continue-as-new after 30 history events."""
-    config = {"limit.historyCount.suggestContinueAsNew": "30"}
-    with DevServer(dynamic_config=config) as server:
-        yield await Client.connect(server.address, data_converter=pydantic_data_converter)
 
 
 def events(count: int, name: str = "x") -> list[Event]:
