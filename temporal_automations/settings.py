@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     max_event_bytes: int = 1_500_000
     max_request_bytes: int = 16_000_000
     max_firings_per_minute: int = Field(
-        6_000,
+        60_000,
         ge=0,
         description="Each automation fires at most this often (and this many at once); more "
         "is recorded as suppressed. 0: no limit. Applies to automations created after it is set",

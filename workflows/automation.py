@@ -18,6 +18,8 @@ recorded (`last_error` in the status query and the memo) and skipped.
 from __future__ import annotations
 
 import asyncio
+import base64
+import zlib
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -59,7 +61,7 @@ MAX_EMIT_BATCH = 500
 MAX_EMIT_BYTES = 1_000_000
 RECENT_FIRINGS = 20
 MAX_ERROR_TEXT = 500
-DEFAULT_FIRINGS_PER_MINUTE = 6_000
+DEFAULT_FIRINGS_PER_MINUTE = 60_000
 DEFAULT_CHAINED_FIRINGS_PER_MINUTE = 60
 
 # Temporal refuses a payload over 2 MB and a gRPC message over 4 MB: what a run carries into
@@ -70,6 +72,9 @@ FORCE_CONTINUE_AT_EVENTS = 40_000  # the server terminates a run at 51,200
 FORCE_CONTINUE_AT_BYTES = 40_000_000  # ... and at 50 MB
 CARRY_RETRY_EVERY = 500  # history events between two tries when the carry is too big
 MAX_MEMO_BYTES = 256_000
+# Signals not decoded yet are decoded before continuing as new only up to this much (more
+# would be a long workflow task); the run works them off first otherwise.
+MAX_DECODE_AT_CONTINUE = 8_000_000
 # Timers longer than this are re-armed when they fire (a deadline years away stays valid).
 MAX_TIMER = timedelta(days=7)
 YIELD_TASK = timedelta(milliseconds=1)
@@ -141,6 +146,14 @@ class RunLimits(BaseModel):
     chained_firings_per_minute: int = DEFAULT_CHAINED_FIRINGS_PER_MINUTE
 
 
+class CarriedWork(BaseModel):
+    """Unread events, queued firings and unsent lifecycle events: what a run hands the next."""
+
+    inbox: list[Event] = Field(default_factory=list)
+    queue: list[QueuedFiring] = Field(default_factory=list)
+    outbox: list[Event] = Field(default_factory=list)
+
+
 class AutomationRun(BaseModel):
     """The workflow's input: a fresh start (`state` None) or a continuation."""
 
@@ -153,6 +166,8 @@ class AutomationRun(BaseModel):
     limits: RunLimits = Field(default_factory=RunLimits)
     budget: FiringBudget | None = None
     chained_budget: FiringBudget | None = None
+    # CarriedWork as zlib-compressed JSON in base64, when it would not fit plain (see _packed).
+    packed_work: str | None = None
 
 
 class AutomationStatus(BaseModel):
@@ -180,6 +195,7 @@ class AutomationStatus(BaseModel):
 class AutomationWorkflow:
     @workflow.init
     def __init__(self, run: AutomationRun) -> None:
+        run = _unpacked(run)
         self.automation = run.automation
         self.evaluator = TriggerEvaluator(run.automation.trigger, run.state)
         self.inbox: list[Event] = list(run.inbox)
@@ -662,20 +678,24 @@ class AutomationWorkflow:
                 await workflow.sleep(YIELD_TASK, summary="next chunk of a backlog")
         if self.timer is not None and not self.timer.done():
             self.timer.cancel()
-        if self.undecoded_bytes > MAX_CARRY_BYTES and self._within_history_headroom():
+        if self.undecoded_bytes > MAX_DECODE_AT_CONTINUE and self._within_history_headroom():
             self._postpone_continue_as_new(self.undecoded_bytes)
             return
-        while self.undecoded:  # under the carry budget: a bounded amount to decode
+        while self.undecoded:  # a bounded amount to decode (the check above)
             self._decode_next()
         carry = self._carry()
         memo = memo_for(self.automation, self.stats)
         size = _payload_bytes(carry) + _payload_bytes(memo)
+        if size > MAX_CARRY_BYTES:
+            # Events and firings repeat the same names and labels: they compress well.
+            carry = _packed(carry)
+            size = _payload_bytes(carry) + _payload_bytes(memo)
         forced = not self._within_history_headroom()
         if size > MAX_CARRY_BYTES and not forced:
             self._postpone_continue_as_new(size)
             return
         if size > MAX_CARRY_BYTES:
-            carry = self._shed(carry)
+            carry = self._shed(_unpacked(carry))
         workflow.continue_as_new(
             carry,
             memo=_bounded_memo(memo),
@@ -733,6 +753,27 @@ class AutomationWorkflow:
         )
         carry.stats = self.stats
         return carry
+
+
+def _packed(carry: AutomationRun) -> AutomationRun:
+    """`carry` with its work compressed (deterministic: the same input gives the same bytes)."""
+    work = CarriedWork(inbox=carry.inbox, queue=carry.queue, outbox=carry.outbox)
+    packed = base64.b64encode(zlib.compress(work.model_dump_json().encode(), 6)).decode()
+    return carry.model_copy(update={"inbox": [], "queue": [], "outbox": [], "packed_work": packed})
+
+
+def _unpacked(run: AutomationRun) -> AutomationRun:
+    if run.packed_work is None:
+        return run
+    work = CarriedWork.model_validate_json(zlib.decompress(base64.b64decode(run.packed_work)))
+    return run.model_copy(
+        update={
+            "inbox": [*work.inbox, *run.inbox],
+            "queue": [*work.queue, *run.queue],
+            "outbox": [*work.outbox, *run.outbox],
+            "packed_work": None,
+        }
+    )
 
 
 def _payload_bytes(value: Any) -> int:
