@@ -78,6 +78,9 @@ MAX_DECODE_AT_CONTINUE = 8_000_000
 # Timers longer than this are re-armed when they fire (a deadline years away stays valid).
 MAX_TIMER = timedelta(days=7)
 YIELD_TASK = timedelta(milliseconds=1)
+MEMO_EVERY = timedelta(seconds=5)
+# workflow.patched ids: a change that alters the commands a running automation issues.
+MEMO_WHEN_IDLE = "memo-when-idle-or-every-5s"
 
 # An action's first attempts run as a local activity: in the worker, recorded in history as a
 # marker, with no server round trips (the dev server manages a few hundred activity round trips
@@ -221,9 +224,12 @@ class AutomationWorkflow:
         self.timer_fires_at: datetime | None = None
         self.deadline_moved = False  # a new definition or resume: re-arm without waiting
         self.memo_stale = False
+        self.memo_published_at: datetime | None = None
+        self.memo_when_idle = False  # decided once, at the start of `run` (workflow.patched)
 
     @workflow.run
     async def run(self, run: AutomationRun) -> None:
+        self.memo_when_idle = workflow.patched(MEMO_WHEN_IDLE)
         if run.state is None and self.automation.enabled:
             self.evaluator.start(workflow.now())
         while True:
@@ -342,6 +348,7 @@ class AutomationWorkflow:
             or (self.outbox and not self.emitting)
             or self.deadline_moved
             or (self._should_continue_as_new() and not self.continuing)
+            or (self.memo_when_idle and self.memo_stale and self._idle())
         )
 
     def _arm_timer(self) -> None:
@@ -640,9 +647,21 @@ class AutomationWorkflow:
         self.memo_stale = False
 
     def _publish_counters(self) -> None:
-        if self.memo_stale:
-            workflow.upsert_memo(counters_memo(self.stats))
-            self.memo_stale = False
+        if not self.memo_stale:
+            return
+        if self.memo_when_idle:
+            # Each upsert is a history event: once per action it doubled a burst's history.
+            # Now: when the automation has nothing left to do, else at most every MEMO_EVERY.
+            now = workflow.now()
+            recent = self.memo_published_at and now - self.memo_published_at < MEMO_EVERY
+            if recent and not self._idle():
+                return
+            self.memo_published_at = now
+        workflow.upsert_memo(counters_memo(self.stats))
+        self.memo_stale = False
+
+    def _idle(self) -> bool:
+        return not (self.inbox or self.undecoded or self.queue or self.in_flight)
 
     # ------------------------------------------------------------------ continue-as-new
 
