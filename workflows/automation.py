@@ -72,6 +72,7 @@ FORCE_CONTINUE_AT_EVENTS = 40_000  # the server terminates a run at 51,200
 FORCE_CONTINUE_AT_BYTES = 40_000_000  # ... and at 50 MB
 CARRY_RETRY_EVERY = 500  # history events between two tries when the carry is too big
 MAX_MEMO_BYTES = 256_000
+SHED_ROUNDS = 3
 # Signals not decoded yet are decoded before continuing as new only up to this much (more
 # would be a long workflow task); the run works them off first otherwise.
 MAX_DECODE_AT_CONTINUE = 8_000_000
@@ -754,24 +755,30 @@ class AutomationWorkflow:
         )
 
     def _shed(self, carry: AutomationRun) -> AutomationRun:
-        """The last resort, when the run nears the server's hard limits with more than fits:
-        drop the newest work until the carry fits, and say how much (else the server would
-        terminate the run and every bit of it would be lost)."""
-        dropped = {"lifecycle events": 0, "queued firings": 0, "events": 0}
+        """The last resort, when the run nears the server's hard limits with more than fits
+        even compressed: drop the newest work, lifecycle events first, just enough for the
+        compressed carry to fit, and say how much (else the server would terminate the run and
+        every bit of it would be lost)."""
+        dropped: dict[str, int] = {}
         for name, items in (
             ("lifecycle events", carry.outbox),
             ("queued firings", carry.queue),
             ("events", carry.inbox),
         ):
-            while items and _payload_bytes(carry) > MAX_CARRY_BYTES:
-                del items[len(items) // 2 :]
-                dropped[name] = dropped.get(name, 0) + 1
+            for _ in range(SHED_ROUNDS):
+                size = _payload_bytes(_packed(carry))
+                if not items or size <= MAX_CARRY_BYTES:
+                    break
+                # Items compress alike: keep the share that fits, less a margin.
+                keep = int(len(items) * MAX_CARRY_BYTES / size * 0.9)
+                dropped[name] = dropped.get(name, 0) + len(items) - keep
+                del items[keep:]
         self._record_error(
-            "history reached its limits with more work than a run can carry; dropped the "
-            f"newest halves of: {', '.join(k for k, v in dropped.items() if v)}"
+            "history reached its limits with more work than a run can carry, even compressed; "
+            f"dropped the newest: {', '.join(f'{n} {k}' for k, n in dropped.items())}"
         )
         carry.stats = self.stats
-        return carry
+        return _packed(carry)
 
 
 def _packed(carry: AutomationRun) -> AutomationRun:
