@@ -107,16 +107,10 @@ class AutomationStore:
                 raise
         description = await self._handle(workflow_id(automation_id)).describe()
         memo = await description.memo()
-        stats = AutomationStats(
-            events_received=memo.get("events_received") or 0,
-            firings=memo.get("firings") or 0,
-            last_fired=memo.get("last_fired"),
-            errors=memo.get("errors") or 0,
-            last_error=memo.get("last_error"),
-        )
         return AutomationStatus(
             automation=automation,
-            stats=stats,
+            # The memo's counters are AutomationStats' own fields (workflows.counters_memo).
+            stats=AutomationStats.model_validate(memo),
             next_deadline=None,
             open_windows=0,
             triggered_keys=0,

@@ -416,14 +416,15 @@ class AutomationWorkflow:
     def _on_firing(self, firing: Firing) -> None:
         """Record a firing, announce it, and queue its actions — unless it ends a chain of
         automations or goes over the firing rate limit."""
-        if firing_depth(firing) > MAX_CHAIN_DEPTH:
+        depth = firing_depth(firing)
+        if depth > MAX_CHAIN_DEPTH:
             self.stats.chain_cut += 1
             self._record_error(
-                f"firing not acted on: it would be link {firing_depth(firing)} of a chain of "
+                f"firing not acted on: it would be link {depth} of a chain of "
                 f"automations triggering each other (at most {MAX_CHAIN_DEPTH})"
             )
             return
-        chained = firing_depth(firing) > 1
+        chained = depth > 1
         budget = self.chained_budget if chained else self.budget
         if not budget.take(workflow.now()):
             self.stats.suppressed_firings += 1
@@ -477,6 +478,7 @@ class AutomationWorkflow:
             automation = self.automation
             firing, firing_id = queued.firing, queued.id
             record = self._record_of(queued)
+            summary = AutomationSummary.of(automation)
             for index, action in enumerate(self._actions_for(firing)):
                 result = self._result_slot(record, index, action.type)
                 result.status = "running"
@@ -484,7 +486,7 @@ class AutomationWorkflow:
                 try:
                     detail = await self._run_action(
                         ActionRequest(
-                            automation=AutomationSummary.of(automation),
+                            automation=summary,
                             action=action,
                             action_index=index,
                             firing=firing,
@@ -667,12 +669,9 @@ class AutomationWorkflow:
     # ------------------------------------------------------------------ continue-as-new
 
     def _should_continue_as_new(self) -> bool:
-        info = workflow.info()
-        if (
-            info.get_current_history_length() >= FORCE_CONTINUE_AT_EVENTS
-            or info.get_current_history_size() >= FORCE_CONTINUE_AT_BYTES
-        ):
+        if not self._within_history_headroom():
             return True
+        info = workflow.info()
         wanted = self.signals_this_run >= MAX_SIGNALS_PER_RUN or info.is_continue_as_new_suggested()
         return wanted and info.get_current_history_length() >= self.carry_retry_at
 
