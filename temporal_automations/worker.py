@@ -1,4 +1,5 @@
-"""The Temporal worker: runs AutomationWorkflow and the action activities.
+"""The Temporal worker: runs AutomationWorkflow (and its OverflowWorkflow children) and the
+action activities.
 
 `python worker.py` (or `automations worker`), configured by environment: TEMPORAL_ADDRESS,
 TEMPORAL_NAMESPACE, TASK_QUEUE, API_URL, API_KEY, ALLOW_PRIVATE_WEBHOOKS.
@@ -19,6 +20,7 @@ from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.settings import Settings, get_settings
 from temporal_automations.temporal import connect, ensure_search_attributes
 from temporal_automations.workflows.automation import AutomationWorkflow
+from temporal_automations.workflows.overflow import OverflowWorkflow
 
 log = logging.getLogger("automations.worker")
 
@@ -38,7 +40,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[AutomationWorkflow],
+        workflows=[AutomationWorkflow, OverflowWorkflow],
         activities=activities,
         max_concurrent_activities=200,
         # For 10 s after a worker's last poll the server still routes its workflows' tasks to

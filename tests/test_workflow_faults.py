@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporal_automations.domain.events import Event, EventIn
 from temporal_automations.domain.lifecycle import MAX_CHAIN_DEPTH, TRIGGERED
 from temporal_automations.workflows.automation import EVENTS_PER_TASK, RunLimits
+from temporal_automations.workflows.overflow import OVERFLOW_WORKFLOW_TYPE
 from tests.support import Receiver, make_automation, make_event, webhook_action
 from tests.workflow_support import (
     actions_done,
@@ -214,3 +215,41 @@ async def test_firings_caused_by_other_automations_have_a_smaller_budget(
         status = await status_when(handle, lambda s: s.stats.firings == 7 and actions_done(s))
         assert status.stats.suppressed_firings == 2
         assert len(await receiver.arrived(7, "/b", timeout=20)) == 7
+
+
+async def test_work_too_big_to_carry_waits_in_overflow_children_and_comes_back_once(
+    eager_continue_as_new_client: Client, receiver: Receiver
+) -> None:
+    """A backlog over what a run may carry (here made small: 150 KB) is not shed: the newest part
+    goes to overflow children, which hand it back chunk by chunk as the backlog runs low. Every
+    event is acted on once, no workflow task fails, and every overflow child ends."""
+    client, total = eager_continue_as_new_client, 6 * EVENTS_PER_TASK
+    automation = make_automation(EVERY_X, [webhook_action(receiver, "/each")])
+    limits = RunLimits(firings_per_minute=0, max_carry_bytes=150_000, overflow_chunk_items=200)
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation, limits) as handle,
+    ):
+        first_run = await current_run_id(client, handle)
+        backlog = events(total)
+        for start in range(0, total, EVENTS_PER_TASK):
+            await handle.signal("deliver", backlog[start : start + EVENTS_PER_TASK])
+        status = await status_when(
+            handle,
+            lambda s: s.stats.firings == total and s.overflow_chunks == 0 and actions_done(s),
+            timeout=240,
+        )
+        calls = await receiver.arrived(total, "/each", timeout=60)
+        keys = [call.headers.get("Idempotency-Key") for call in calls]
+        assert len(keys) == total and len(set(keys)) == total  # each once
+        assert status.stats.errors == 0, status.stats.last_error
+        problems, _ = workflow_task_report(await run_histories(client, handle.id, first_run))
+        assert problems == 0
+        query = (
+            f"WorkflowType = '{OVERFLOW_WORKFLOW_TYPE}' AND WorkflowId STARTS_WITH '{handle.id}'"
+        )
+        children = [child async for child in client.list_workflows(query)]
+        assert children, "the backlog should not have fit: no overflow child was started"
+        for child in children:
+            result = await client.get_workflow_handle(child.id).result()
+            assert result.endswith("items taken back"), result

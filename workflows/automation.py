@@ -29,6 +29,7 @@ from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue, RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError, RetryState
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from temporal_automations.activities.requests import (
@@ -52,6 +53,12 @@ with workflow.unsafe.imports_passed_through():
         AUTOMATION_ENABLED,
         AUTOMATION_NAME,
         AUTOMATION_TAGS,
+    )
+    from temporal_automations.workflows.overflow import (
+        TAKE_BACK_SIGNAL,
+        OverflowChunk,
+        OverflowWorkflow,
+        ReturnedWork,
     )
 
 MAX_SIGNALS_PER_RUN = 2_000  # the server refuses more than 10,000 per run
@@ -80,8 +87,21 @@ MAX_DECODE_AT_CONTINUE = 8_000_000
 MAX_TIMER = timedelta(days=7)
 YIELD_TASK = timedelta(milliseconds=1)
 MEMO_EVERY = timedelta(seconds=5)
+# What a run cannot carry goes to overflow children (workflows/overflow.py), in chunks of at
+# most this many items and bytes (compressed); at most this much of them passes through one
+# run's history, and at most this many chunks wait at once (~400,000 firings or events).
+OVERFLOW_CHUNK_ITEMS = 2_000
+OVERFLOW_CHUNK_BYTES = 400_000
+MAX_OVERFLOW_BYTES_PER_RUN = 8_000_000
+MAX_OVERFLOW_CHUNKS = 200
+# The next chunk is pulled back once the run's own backlog is below this many items.
+OVERFLOW_LOW_WATER = 2 * EVENTS_PER_TASK
+OVERFLOW_ANSWER_TIMEOUT = timedelta(minutes=1)
+# A run that spills its overflow keeps room in its history for the chunks it starts.
+FORCE_CONTINUE_AT_BYTES_WITH_OVERFLOW = 30_000_000
 # workflow.patched ids: a change that alters the commands a running automation issues.
 MEMO_WHEN_IDLE = "memo-when-idle-or-every-5s"
+OVERFLOW_TO_CHILDREN = "overflow-to-children"
 
 # An action's first attempts run as a local activity: in the worker, recorded in history as a
 # marker, with no server round trips (the dev server manages a few hundred activity round trips
@@ -148,6 +168,9 @@ class RunLimits(BaseModel):
     # per action and outcome), so two automations reacting to each other multiply at every
     # link; this much smaller budget keeps such a storm to a few hundred firings.
     chained_firings_per_minute: int = DEFAULT_CHAINED_FIRINGS_PER_MINUTE
+    # What a run carries into the next (compressed when it must); tests make it small.
+    max_carry_bytes: int = MAX_CARRY_BYTES
+    overflow_chunk_items: int = OVERFLOW_CHUNK_ITEMS
 
 
 class CarriedWork(BaseModel):
@@ -172,6 +195,8 @@ class AutomationRun(BaseModel):
     chained_budget: FiringBudget | None = None
     # CarriedWork as zlib-compressed JSON in base64, when it would not fit plain (see _packed).
     packed_work: str | None = None
+    # Overflow children holding work this automation has yet to pull back, oldest first.
+    overflow: list[str] = Field(default_factory=list)
 
 
 class AutomationStatus(BaseModel):
@@ -187,6 +212,7 @@ class AutomationStatus(BaseModel):
     waiting_signals: int = 0  # signals received, not decoded yet
     queued_firings: int = 0  # firings waiting for their actions to start
     running_firings: int = 0
+    overflow_chunks: int = 0  # chunks of work held by overflow children, not pulled back yet
     # False: the workflow was too busy to answer (its worker holds a workflow task while
     # actions run) and these are the counters of its memo, as of its last workflow task.
     live: bool = True
@@ -227,18 +253,27 @@ class AutomationWorkflow:
         self.memo_stale = False
         self.memo_published_at: datetime | None = None
         self.memo_when_idle = False  # decided once, at the start of `run` (workflow.patched)
+        self.overflow_to_children = False  # likewise
+        self.overflow: list[str] = list(run.overflow)
+        self.returned: list[ReturnedWork] = []  # chunks signalled back, not unpacked yet
+        self.releasing: str | None = None  # the overflow child asked for its chunk
+        self.overflow_bytes_this_run = 0
+        self.overflow_started_this_run = 0
 
     @workflow.run
     async def run(self, run: AutomationRun) -> None:
         self.memo_when_idle = workflow.patched(MEMO_WHEN_IDLE)
+        self.overflow_to_children = workflow.patched(OVERFLOW_TO_CHILDREN)
         if run.state is None and self.automation.enabled:
             self.evaluator.start(workflow.now())
         while True:
             self._arm_timer()
             await workflow.wait_condition(self._has_work)
             self._evaluate()
+            self._take_back_some()
             self._start_firings()
             self._flush_outbox()
+            self._release_overflow()
             self._publish_counters()
             if self._should_continue_as_new():
                 await self._continue_as_new()
@@ -256,6 +291,13 @@ class AutomationWorkflow:
         self.signals_this_run += 1
         self.undecoded.append(batch.payload)
         self.undecoded_bytes += len(batch.payload.data)
+
+    @workflow.signal(name=TAKE_BACK_SIGNAL)
+    def take_back(self, returned: ReturnedWork) -> None:
+        """A chunk of this automation's own overflow, sent back by the child that held it."""
+        self.returned.append(returned)
+        if returned.overflow_id in self.overflow:
+            self.overflow.remove(returned.overflow_id)
 
     def _decode_some(self) -> None:
         """Move signals into the inbox until it holds a chunk's worth of events."""
@@ -336,6 +378,7 @@ class AutomationWorkflow:
             waiting_signals=len(self.undecoded),
             queued_firings=len(self.queue),
             running_firings=self.in_flight,
+            overflow_chunks=len(self.overflow) + len(self.returned),
         )
 
     # ------------------------------------------------------------------ evaluation
@@ -350,6 +393,8 @@ class AutomationWorkflow:
             or self.deadline_moved
             or (self._should_continue_as_new() and not self.continuing)
             or (self.memo_when_idle and self.memo_stale and self._idle())
+            or (self.returned and self._backlog_low())
+            or self._may_release_overflow()
         )
 
     def _arm_timer(self) -> None:
@@ -664,7 +709,128 @@ class AutomationWorkflow:
         self.memo_stale = False
 
     def _idle(self) -> bool:
-        return not (self.inbox or self.undecoded or self.queue or self.in_flight)
+        return not (
+            self.inbox or self.undecoded or self.queue or self.in_flight or self._overflowing()
+        )
+
+    # ------------------------------------------------------------------ overflow
+
+    def _overflowing(self) -> bool:
+        return bool(self.overflow or self.returned)
+
+    def _backlog_low(self) -> bool:
+        return len(self.inbox) + len(self.queue) < OVERFLOW_LOW_WATER and not self.undecoded
+
+    def _take_back_some(self) -> None:
+        """Unpack one returned chunk into the run's work, when its own backlog runs low."""
+        if self.returned and self._backlog_low():
+            self._take_back(self.returned.pop(0))
+
+    def _take_back(self, returned: ReturnedWork) -> None:
+        try:
+            work = _unpacked_work(returned.packed_work)
+        except Exception as error:
+            self._record_error(f"overflow {returned.overflow_id} unreadable, skipped: {error!r}")
+            return
+        # What a chunk holds is older than what arrived since: it goes first.
+        self.inbox[:0] = work.inbox
+        self.queue[:0] = work.queue
+        self.outbox[:0] = work.outbox
+
+    def _keep(self, packed: str) -> None:
+        """A chunk that found no overflow child: back at the end, as the newest work."""
+        work = _unpacked_work(packed)
+        self.inbox.extend(work.inbox)
+        self.queue.extend(work.queue)
+        self.outbox.extend(work.outbox)
+
+    def _may_release_overflow(self) -> bool:
+        return bool(
+            self.overflow
+            and self.releasing is None
+            and not self.returned
+            and not self.continuing
+            and self._backlog_low()
+        )
+
+    def _release_overflow(self) -> None:
+        if self._may_release_overflow():
+            self.releasing = self.overflow[0]
+            asyncio.create_task(self._release(self.overflow[0]))
+
+    async def _release(self, overflow_id: str) -> None:
+        """Ask an overflow child for its chunk; it answers with `take_back`."""
+        try:
+            child = workflow.get_external_workflow_handle(overflow_id)
+            await child.signal(OverflowWorkflow.release)
+            await workflow.wait_condition(
+                lambda: overflow_id not in self.overflow, timeout=OVERFLOW_ANSWER_TIMEOUT
+            )
+        except Exception as error:  # gone (terminated by hand), or it did not answer
+            if overflow_id in self.overflow:
+                self.overflow.remove(overflow_id)
+                self._record_error(f"overflow {overflow_id} not taken back: {error!r}")
+        finally:
+            if self.releasing == overflow_id:
+                self.releasing = None
+
+    def _may_spill(self) -> bool:
+        return (
+            self.overflow_to_children
+            and len(self.overflow) < MAX_OVERFLOW_CHUNKS
+            and self.overflow_bytes_this_run < MAX_OVERFLOW_BYTES_PER_RUN
+        )
+
+    async def _spill(self, carried_bytes: int) -> int:
+        """Hand the newest work to overflow children, keeping the oldest share that fits into
+        the next run (`carried_bytes`: what all of it weighs compressed); how many items went."""
+        share = self.limits.max_carry_bytes * 0.8 / carried_bytes
+        lists = (self.queue, self.inbox, self.outbox)
+        keep = [int(len(items) * share) for items in lists]
+        spilled = CarriedWork(
+            queue=self.queue[keep[0] :], inbox=self.inbox[keep[1] :], outbox=self.outbox[keep[2] :]
+        )
+        del self.queue[keep[0] :], self.inbox[keep[1] :], self.outbox[keep[2] :]
+        chunks = _chunked(spilled, self.limits.overflow_chunk_items)
+        if not chunks:
+            return 0
+        room = min(
+            MAX_OVERFLOW_CHUNKS - len(self.overflow),
+            _fitting(chunks, MAX_OVERFLOW_BYTES_PER_RUN - self.overflow_bytes_this_run),
+        )
+        chunks, left = chunks[:room], chunks[room:]
+        info = workflow.info()
+        first = self.overflow_started_this_run
+        ids = [f"{info.workflow_id}-overflow-{info.run_id}-{first + n}" for n in range(len(chunks))]
+        self.overflow_started_this_run += len(chunks)
+        self.overflow_bytes_this_run += sum(len(packed) for packed, _ in chunks)
+        started = await asyncio.gather(
+            *(
+                workflow.start_child_workflow(
+                    OverflowWorkflow.run,
+                    OverflowChunk(
+                        automation_workflow_id=info.workflow_id, packed_work=packed, items=items
+                    ),
+                    id=overflow_id,
+                    task_queue=info.task_queue,
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    static_summary=f"{items} items of {self.automation.name!r} waiting their turn",
+                )
+                for overflow_id, (packed, items) in zip(ids, chunks, strict=True)
+            ),
+            return_exceptions=True,
+        )
+        spilled_items = 0
+        for overflow_id, outcome, (packed, items) in zip(ids, started, chunks, strict=True):
+            if isinstance(outcome, BaseException):  # not started: its work stays here
+                left.append((packed, items))
+                self._record_error(f"overflow {overflow_id} not started: {outcome!r}")
+            else:
+                self.overflow.append(overflow_id)
+                spilled_items += items
+        for packed, _ in left:  # no room for them: back into this run (to be shed at worst)
+            self._keep(packed)
+        return spilled_items
 
     # ------------------------------------------------------------------ continue-as-new
 
@@ -700,21 +866,27 @@ class AutomationWorkflow:
         if self.undecoded_bytes > MAX_DECODE_AT_CONTINUE and self._within_history_headroom():
             self._postpone_continue_as_new(self.undecoded_bytes)
             return
-        while self.undecoded:  # a bounded amount to decode (the check above)
-            self._decode_next()
-        carry = self._carry()
-        memo = memo_for(self.automation, self.stats)
-        size = _payload_bytes(carry) + _payload_bytes(memo)
-        if size > MAX_CARRY_BYTES:
-            # Events and firings repeat the same names and labels: they compress well.
-            carry = _packed(carry)
+        while True:
+            while self.undecoded:  # a bounded amount to decode (the check above)
+                self._decode_next()
+            while self.returned:
+                self._take_back(self.returned.pop(0))
+            carry = self._carry()
+            memo = memo_for(self.automation, self.stats)
             size = _payload_bytes(carry) + _payload_bytes(memo)
-        forced = not self._within_history_headroom()
-        if size > MAX_CARRY_BYTES and not forced:
-            self._postpone_continue_as_new(size)
-            return
-        if size > MAX_CARRY_BYTES:
+            if size > self.limits.max_carry_bytes:
+                # Events and firings repeat the same names and labels: they compress well.
+                carry = _packed(carry)
+                size = _payload_bytes(carry) + _payload_bytes(memo)
+            if size <= self.limits.max_carry_bytes:
+                break
+            if self._may_spill() and await self._spill(size):
+                continue
+            if self._within_history_headroom():
+                self._postpone_continue_as_new(size)
+                return
             carry = self._shed(_unpacked(carry))
+            break
         workflow.continue_as_new(
             carry,
             memo=_bounded_memo(memo),
@@ -730,14 +902,19 @@ class AutomationWorkflow:
             "automation %s: %d bytes to carry, over %d; continuing later",
             self.automation.id,
             size,
-            MAX_CARRY_BYTES,
+            self.limits.max_carry_bytes,
         )
 
     def _within_history_headroom(self) -> bool:
         info = workflow.info()
+        force_at_bytes = (
+            FORCE_CONTINUE_AT_BYTES_WITH_OVERFLOW
+            if self.overflow_to_children
+            else FORCE_CONTINUE_AT_BYTES
+        )
         return (
             info.get_current_history_length() < FORCE_CONTINUE_AT_EVENTS
-            and info.get_current_history_size() < FORCE_CONTINUE_AT_BYTES
+            and info.get_current_history_size() < force_at_bytes
         )
 
     def _carry(self) -> AutomationRun:
@@ -751,6 +928,7 @@ class AutomationWorkflow:
             limits=self.limits,
             budget=self.budget,
             chained_budget=self.chained_budget,
+            overflow=self.overflow,
         )
 
     def _shed(self, carry: AutomationRun) -> AutomationRun:
@@ -766,10 +944,10 @@ class AutomationWorkflow:
         ):
             for _ in range(SHED_ROUNDS):
                 size = _payload_bytes(_packed(carry))
-                if not items or size <= MAX_CARRY_BYTES:
+                if not items or size <= self.limits.max_carry_bytes:
                     break
                 # Items compress alike: keep the share that fits, less a margin.
-                keep = int(len(items) * MAX_CARRY_BYTES / size * 0.9)
+                keep = int(len(items) * self.limits.max_carry_bytes / size * 0.9)
                 dropped[name] = dropped.get(name, 0) + len(items) - keep
                 del items[keep:]
         self._record_error(
@@ -783,14 +961,59 @@ class AutomationWorkflow:
 def _packed(carry: AutomationRun) -> AutomationRun:
     """`carry` with its work compressed (deterministic: the same input gives the same bytes)."""
     work = CarriedWork(inbox=carry.inbox, queue=carry.queue, outbox=carry.outbox)
-    packed = base64.b64encode(zlib.compress(work.model_dump_json().encode(), 6)).decode()
+    packed = _packed_work(work)
     return carry.model_copy(update={"inbox": [], "queue": [], "outbox": [], "packed_work": packed})
+
+
+def _packed_work(work: CarriedWork) -> str:
+    return base64.b64encode(zlib.compress(work.model_dump_json().encode(), 6)).decode()
+
+
+def _unpacked_work(packed: str) -> CarriedWork:
+    return CarriedWork.model_validate_json(zlib.decompress(base64.b64decode(packed)))
+
+
+def _chunked(work: CarriedWork, chunk_items: int) -> list[tuple[str, int]]:
+    """`work` in packed chunks of at most `chunk_items` items and OVERFLOW_CHUNK_BYTES,
+    oldest first (queued firings, then events, then lifecycle events), with their item counts."""
+    items: list[tuple[str, Any]] = [
+        *(("queue", q) for q in work.queue),
+        *(("inbox", e) for e in work.inbox),
+        *(("outbox", e) for e in work.outbox),
+    ]
+    chunks: list[tuple[str, int]] = []
+    pending = [items[i : i + chunk_items] for i in range(0, len(items), max(1, chunk_items))]
+    while pending:
+        part = pending.pop(0)
+        chunk = CarriedWork(
+            queue=[item for kind, item in part if kind == "queue"],
+            inbox=[item for kind, item in part if kind == "inbox"],
+            outbox=[item for kind, item in part if kind == "outbox"],
+        )
+        packed = _packed_work(chunk)
+        if len(packed) > OVERFLOW_CHUNK_BYTES and len(part) > 1:
+            half = len(part) // 2
+            pending[:0] = [part[:half], part[half:]]
+        else:
+            chunks.append((packed, len(part)))
+    return chunks
+
+
+def _fitting(chunks: list[tuple[str, int]], budget: int) -> int:
+    """How many of `chunks`, from the first, fit into `budget` bytes."""
+    count = 0
+    for packed, _ in chunks:
+        budget -= len(packed)
+        if budget < 0:
+            break
+        count += 1
+    return count
 
 
 def _unpacked(run: AutomationRun) -> AutomationRun:
     if run.packed_work is None:
         return run
-    work = CarriedWork.model_validate_json(zlib.decompress(base64.b64decode(run.packed_work)))
+    work = _unpacked_work(run.packed_work)
     return run.model_copy(
         update={
             "inbox": [*work.inbox, *run.inbox],
