@@ -49,9 +49,11 @@ from temporal_automations.temporal import (
 )
 from temporal_automations.worker import build_worker
 from temporal_automations.workflows.automation import (
+    FIRINGS_IN_FLIGHT,
     AutomationRun,
     AutomationStats,
     AutomationWorkflow,
+    RunLimits,
     memo_for,
     search_attributes_for,
 )
@@ -73,11 +75,11 @@ from tests.support import ReceivedRequest, Receiver  # noqa: E402
 
 
 async def start_automation(
-    client: Client, task_queue: str, automation: Automation
+    client: Client, task_queue: str, automation: Automation, limits: RunLimits | None = None
 ) -> WorkflowHandle[Any, Any]:
     return await client.start_workflow(
         AutomationWorkflow.run,
-        AutomationRun(automation=automation),
+        AutomationRun(automation=automation, limits=limits or RunLimits()),
         id=workflow_id(automation.id),
         task_queue=task_queue,
         memo=memo_for(automation, AutomationStats()),
@@ -176,8 +178,10 @@ class Stage:
     def webhook(self, path: str, payload: str = "") -> dict[str, Any]:
         return {"type": "call-webhook", "url": f"{self.receiver.url}{path}", "payload": payload}
 
-    async def start(self, definition: Automation) -> WorkflowHandle[Any, Any]:
-        handle = await start_automation(self.client, self.task_queue, definition)
+    async def start(
+        self, definition: Automation, limits: RunLimits | None = None
+    ) -> WorkflowHandle[Any, Any]:
+        handle = await start_automation(self.client, self.task_queue, definition, limits)
         self.handles.append(handle)
         return handle
 
@@ -385,6 +389,32 @@ async def backlog(stage: Stage) -> None:
     await stage.settled(handle)
 
 
+# A run may carry only this much here (the trigger's state of 600 events weighs ~42 KB), and
+# the backlog is over one workflow task's worth of events, so that the server's suggestion to
+# continue as new meets a queue too big to carry.
+OVERFLOW_LIMITS = RunLimits(max_carry_bytes=45_000, overflow_chunk_items=60)
+OVERFLOW_EVENTS = 300
+
+
+async def overflow(stage: Stage) -> None:
+    """On the eager server, with a tiny carry budget: the run hands part of its backlog to
+    overflow children, pulls it back chunk by chunk, and acts on every event once. The first
+    firings' local attempts fail, so their actions go on as regular activities and the workflow
+    task ends while the rest wait in the queue (local ones would hold it open)."""
+    stage.receiver.fail_next(500, times=2 * FIRINGS_IN_FLIGHT, path="/overflow")
+    handle = await stage.start(
+        automation(REACTIVE_X, [stage.webhook("/overflow", "{{ event.id }}")]), OVERFLOW_LIMITS
+    )
+    events = [event("x", f"prefect.flow-run.o{index}") for index in range(OVERFLOW_EVENTS)]
+    await deliver_events(handle, events)
+    calls = await stage.calls("/overflow", OVERFLOW_EVENTS + 2 * FIRINGS_IN_FLIGHT, timeout=90)
+    if sorted(c.body.decode() for c in calls if c.status == 200) != sorted(
+        str(e.id) for e in events
+    ):
+        raise ScenarioFailed("not each event acted on once")
+    await stage.settled(handle, timeout=60)
+
+
 # --------------------------------------------------------------------------- what each must show
 
 
@@ -479,6 +509,17 @@ SCENARIOS = [
         {
             "continued as new": has(E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW),
             "timer fired": has(E.EVENT_TYPE_TIMER_FIRED),
+        },
+        eager=True,
+        min_runs=2,
+    ),
+    Scenario(
+        "overflow",
+        overflow,
+        {
+            "overflow child started": has(E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED),
+            "its release signalled": has(E.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED),
+            "continued as new": has(E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW),
         },
         eager=True,
         min_runs=2,

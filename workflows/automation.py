@@ -784,7 +784,11 @@ class AutomationWorkflow:
     async def _spill(self, carried_bytes: int) -> int:
         """Hand the newest work to overflow children, keeping the oldest share that fits into
         the next run (`carried_bytes`: what all of it weighs compressed); how many items went."""
-        share = self.limits.max_carry_bytes * 0.8 / carried_bytes
+        fixed = _payload_bytes(_packed(self._carry().model_copy(update=EMPTY_WORK)))
+        room = self.limits.max_carry_bytes * 0.9 - fixed
+        if room <= 0:  # the trigger's state alone fills the budget: nothing to gain
+            return 0
+        share = room / max(1, carried_bytes - fixed)
         lists = (self.queue, self.inbox, self.outbox)
         keep = [int(len(items) * share) for items in lists]
         spilled = CarriedWork(
@@ -963,6 +967,9 @@ def _packed(carry: AutomationRun) -> AutomationRun:
     work = CarriedWork(inbox=carry.inbox, queue=carry.queue, outbox=carry.outbox)
     packed = _packed_work(work)
     return carry.model_copy(update={"inbox": [], "queue": [], "outbox": [], "packed_work": packed})
+
+
+EMPTY_WORK: dict[str, Any] = {"inbox": [], "queue": [], "outbox": []}
 
 
 def _packed_work(work: CarriedWork) -> str:
