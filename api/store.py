@@ -143,6 +143,8 @@ class AutomationStore:
             memo=memo_for(automation, AutomationStats()),
             search_attributes=search_attributes_for(automation),
             static_summary=f"Automation: {automation.name}",
+            # Continue-as-new keeps it: the runs that follow inherit their first run's timeout.
+            task_timeout=self.settings.workflow_task_timeout,
         )
         self.catalog[automation.id] = automation
         self._changed()

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
         description="The worker's sticky queue schedule-to-start timeout (seconds): how long a "
         "workflow task waits for a crashed worker before any worker may take it",
     )
+    workflow_task_timeout: timedelta = Field(
+        timedelta(seconds=3),
+        ge=timedelta(seconds=1),
+        le=timedelta(seconds=60),
+        description="Workflow task timeout of new automations (seconds): how long a workflow "
+        "task that a crashed worker held blocks its automation (also how often a task running "
+        "local activities reports in: every 80% of it)",
+    )
     health_cache_seconds: float = Field(
         1.0, description="How long /api/health reuses its last answer (it asks Temporal)"
     )
@@ -89,7 +97,7 @@ class Settings(BaseSettings):
         # `API_KEY=` (as docker compose passes an unset variable) means no key, not "".
         return None if value == "" else value
 
-    @field_validator("sticky_queue_timeout", mode="before")
+    @field_validator("sticky_queue_timeout", "workflow_task_timeout", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         # STICKY_QUEUE_TIMEOUT=1.5 means seconds; pydantic alone reads only ISO 8601 ("PT1.5S").

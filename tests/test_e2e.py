@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from temporal_automations.domain.automations import SECRET_MASK
+from temporal_automations.settings import Settings
 from temporal_automations.temporal import workflow_id
 from tests.stack import Stack, running_stack
 from tests.support import (
@@ -63,6 +65,18 @@ def workflow_status(stack: Stack, automation_id: str) -> WorkflowExecutionStatus
     async def describe() -> WorkflowExecutionStatus | None:
         client = await Client.connect(stack.temporal_address)
         return (await client.get_workflow_handle(workflow_id(automation_id)).describe()).status
+
+    return asyncio.run(describe())
+
+
+def workflow_task_timeout(stack: Stack, automation_id: str) -> timedelta:
+    """The workflow task timeout of the automation's current run."""
+
+    async def describe() -> timedelta:
+        client = await Client.connect(stack.temporal_address)
+        handle = client.get_workflow_handle(workflow_id(automation_id))
+        config = (await handle.describe()).raw_description.execution_config
+        return config.default_workflow_task_timeout.ToTimedelta()
 
     return asyncio.run(describe())
 
@@ -338,6 +352,8 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_acts_once(
         actions=[webhook(receiver, "/crash")],
     )
     runs = [f"prefect.flow-run.{uuid.uuid4()}" for _ in range(200)]
+    # What the crashed worker's workflow task holds up the automation for, at most.
+    assert workflow_task_timeout(stack, automation["id"]) == Settings().workflow_task_timeout
 
     def stream(part: list[str]) -> None:
         for run in part:
