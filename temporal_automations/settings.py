@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         "workflow task waits for a crashed worker before any worker may take it",
     )
     workflow_task_timeout: timedelta = Field(
-        timedelta(seconds=3),
+        timedelta(seconds=10),
         ge=timedelta(seconds=1),
         le=timedelta(seconds=60),
         description="Workflow task timeout of new automations (seconds): how long a workflow "
