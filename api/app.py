@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.routing import Match
 from temporalio.service import RPCError, RPCStatusCode
 
 from temporal_automations.api import openapi
@@ -67,6 +69,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
         if error.status_code == 413 and error.detail == "Content Too Large" and limit:
             error = HTTPException(413, f"the request body is over the {limit} bytes it may be")
+        if error.status_code == 405:
+            # Starlette names the methods of the first route on this path only; FastAPI has
+            # one route per method, so name them all.
+            allowed = sorted(
+                method
+                for route in app.routes
+                if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
+                for method in route.methods
+            )
+            error = HTTPException(405, "method not allowed", {"Allow": ", ".join(allowed)})
         return await http_exception_handler(request, error)
 
     @app.exception_handler(AutomationNotFound)

@@ -37,6 +37,7 @@ class ValidationProblem(BaseModel):
 
 
 _WHY = {
+    400: "The body is not JSON (or not UTF-8)",
     401: "An API key is required (API_KEY is set) and was missing or wrong",
     404: "No automation has this id",
     413: "The body (or one event) is larger than the server takes",

@@ -33,20 +33,20 @@ _SORT_KEYS = {
     "/",
     status_code=status.HTTP_201_CREATED,
     response_model=Automation,
-    responses=responses(401, 413, 422, 429, 503),
+    responses=responses(400, 401, 413, 422, 429, 503),
 )
 async def create_automation(automation: AutomationCore, store: StoreDep) -> dict[str, Any]:
     return (await store.create(automation)).without_secrets()
 
 
-@router.get("/{automation_id}", response_model=Automation, responses=responses(401, 404, 422))
+@router.get("/{automation_id:uuid}", response_model=Automation, responses=responses(401, 404, 422))
 async def read_automation(automation_id: UUID, store: StoreDep) -> dict[str, Any]:
     """Secrets (webhook header values, notification URLs) come back masked; send the mask back
     in a PUT to keep them."""
     return store.get(automation_id).without_secrets()
 
 
-@router.get("/{automation_id}/status", responses=responses(401, 404, 422, 429, 503))
+@router.get("/{automation_id:uuid}/status", responses=responses(401, 404, 422, 429, 503))
 async def read_automation_status(automation_id: UUID, store: StoreDep) -> dict[str, Any]:
     """Counters, recent firings with each action's result, and the next deadline."""
     current = await store.status(automation_id)
@@ -55,15 +55,18 @@ async def read_automation_status(automation_id: UUID, store: StoreDep) -> dict[s
     return data
 
 
-@router.get("/{automation_id}/health", responses=responses(401, 404, 422, 429, 503))
+@router.get("/{automation_id:uuid}/health", responses=responses(401, 404, 422, 429, 503))
 async def read_automation_health(automation_id: UUID, request: Request) -> dict[str, Any]:
     """`{"evaluating": bool, "problem": str | None}`: False with the reason when no worker runs
     or its workflow task keeps failing (it answers even when the status query cannot)."""
+    request.app.state.store.get(automation_id)  # 404 for one that does not exist (or no more)
     return await monitor(request.app).automation(automation_id)
 
 
 @router.put(
-    "/{automation_id}", response_model=Automation, responses=responses(401, 404, 413, 422, 429, 503)
+    "/{automation_id:uuid}",
+    response_model=Automation,
+    responses=responses(400, 401, 404, 413, 422, 429, 503),
 )
 async def replace_automation(
     automation_id: UUID, automation: AutomationCore, store: StoreDep
@@ -72,7 +75,9 @@ async def replace_automation(
 
 
 @router.patch(
-    "/{automation_id}", response_model=Automation, responses=responses(401, 404, 413, 422, 429, 503)
+    "/{automation_id:uuid}",
+    response_model=Automation,
+    responses=responses(400, 401, 404, 413, 422, 429, 503),
 )
 async def patch_automation(
     automation_id: UUID, patch: EnabledPatch, store: StoreDep
@@ -81,7 +86,7 @@ async def patch_automation(
 
 
 @router.delete(
-    "/{automation_id}",
+    "/{automation_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(401, 404, 422, 429, 503),
 )
@@ -90,7 +95,7 @@ async def delete_automation(automation_id: UUID, store: StoreDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/filter", responses=responses(401, 413, 422))
+@router.post("/filter", responses=responses(400, 401, 413, 422))
 async def filter_automations(
     store: StoreDep, request: AutomationFilterRequest | None = None
 ) -> list[dict[str, Any]]:
@@ -104,7 +109,7 @@ async def filter_automations(
     return [a.without_secrets() for a in selected[offset:end]]
 
 
-@router.post("/count", responses=responses(401, 413, 422))
+@router.post("/count", responses=responses(400, 401, 413, 422))
 async def count_automations(store: StoreDep, request: AutomationCountRequest | None = None) -> int:
     request = request or AutomationCountRequest()
     return sum(1 for a in store.all() if not request.automations or request.automations.matches(a))

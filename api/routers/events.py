@@ -14,7 +14,7 @@ router = APIRouter(prefix="/events", tags=["events"])
 @router.post(
     "",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(401, 413, 422, 503),
+    responses=responses(401, 413, 422, 429, 503),
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": EVENTS_SCHEMA}}
     },
