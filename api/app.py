@@ -17,6 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from temporal_automations.api import openapi
 from temporal_automations.api.deps import require_api_key
+from temporal_automations.api.edge import TooLargeAsJson
 from temporal_automations.api.page import router as page
 from temporal_automations.api.routers import automations, events, health
 from temporal_automations.api.routing import EventRouter
@@ -46,16 +47,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Prefect-compatible automations, made durable by Temporal",
         version="0.1.0",
         lifespan=lifespan,
-        # Every body is counted while it streams in and refused (413) past its route's limit:
-        # definitions here, event batches below.
-        max_body_size=settings.max_definition_bytes,
     )
     app.state.settings = settings
+    app.add_middleware(TooLargeAsJson)
     openapi.install(app)
 
     protected = [Depends(require_api_key)]
     app.include_router(health.router, prefix="/api")
-    app.include_router(automations.router, prefix="/api", dependencies=protected)
+    # Every body is counted while it streams in and refused (413) past its route's limit.
+    app.include_router(
+        automations.router,
+        prefix="/api",
+        dependencies=protected,
+        max_body_size=settings.max_definition_bytes,
+    )
     app.include_router(
         events.router,
         prefix="/api",
