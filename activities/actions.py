@@ -3,17 +3,13 @@ reads in `prefect.automation.action.failed`; transient ones raise plain errors a
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
-from urllib.parse import urlsplit
-
 import aiohttp
-import apprise
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from temporal_automations.activities import outbound
 from temporal_automations.activities.http import fail, send
+from temporal_automations.activities.outbound import OutboundPolicy
 from temporal_automations.activities.prefect import PrefectClient
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.requests import ActionRequest
@@ -47,6 +43,8 @@ class ActionActivities:
         self.prefect = prefect
         self.renderer = renderer
         self.secrets = secret_box(settings)
+        # Every request to a target the user named goes through this one guard.
+        self.outbound = OutboundPolicy(allow_private=settings.allow_private_webhooks)
 
     def _open(self, value: str) -> str:
         """A sealed secret of the definition, in the clear for this one request."""
@@ -80,7 +78,6 @@ class ActionActivities:
             extra_headers = {**(block.get("headers") or {}), **extra_headers}
         if not url:
             raise fail(f"block {action.block_document_id} has no url")
-        await self._refuse_private_target(url)
         headers = {
             "Idempotency-Key": request.idempotency_key,
             "User-Agent": "temporal-automations",
@@ -88,24 +85,10 @@ class ActionActivities:
         }
         if body.lstrip().startswith(("{", "[")):
             headers.setdefault("Content-Type", "application/json")
-        status, _ = await send(self.http, method, url, headers=headers, data=body)
-        return f"{method} {url} answered {status}"
-
-    async def _refuse_private_target(self, url: str) -> None:
-        if self.settings.allow_private_webhooks:
-            return
-        host = urlsplit(url).hostname or ""
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-        except socket.gaierror as error:
-            raise fail(f"webhook host {host!r} does not resolve: {error}") from error
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if not address.is_global:
-                raise fail(
-                    f"webhook target {host} ({address}) is a private or loopback address; "
-                    "set ALLOW_PRIVATE_WEBHOOKS=true to allow it"
-                )
+        status = await outbound.request(
+            self.http, self.outbound, method, url, headers=headers, data=body
+        )
+        return f"{method} {outbound.where(url)} answered {status}"
 
     # ------------------------------------------------------------------ notifications
 
@@ -120,22 +103,18 @@ class ActionActivities:
             if not block.get("url"):
                 raise fail(f"block {action.block_document_id} has no url to notify")
             urls = [block["url"]]
-            if not apprise.Apprise().add(block["url"]):
+            if not outbound.is_notification_url(block["url"]):
                 # A plain HTTP endpoint (Prefect's Webhook block): POST the message as JSON.
-                await self._refuse_private_target(block["url"])
                 headers = {
                     "Idempotency-Key": request.idempotency_key,
                     **(block.get("headers") or {}),
                 }
                 message = {"subject": subject, "body": body}
-                await send(self.http, "POST", block["url"], json=message, headers=headers)
+                await outbound.request(
+                    self.http, self.outbound, "POST", block["url"], headers=headers, json=message
+                )
                 return "notified 1 target(s)"
-        notifier = apprise.Apprise()
-        for url in urls:
-            if not notifier.add(url):
-                raise fail(f"not a notification URL apprise understands: {_scheme(url)}://…")
-        if not await notifier.async_notify(body=body, title=subject):
-            raise RuntimeError("the notification service did not accept the message")  # retried
+        await outbound.notify(self.outbound, urls, subject, body)
         return f"notified {len(urls)} target(s)"
 
     # ------------------------------------------------------------------ automations
@@ -194,8 +173,3 @@ class ActionActivities:
             self.set_automation_enabled,
             self.emit_events,
         ]
-
-
-def _scheme(url: str) -> str:
-    # Apprise URLs carry tokens; name only the scheme in a reason that is logged and emitted.
-    return url.split("://", 1)[0]

@@ -7,10 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, status
-from fastapi.responses import JSONResponse
-from temporalio.service import RPCError
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.routing import Match
+from temporalio.service import RPCError, RPCStatusCode
 
+from temporal_automations.api import openapi
 from temporal_automations.api.deps import require_api_key
+from temporal_automations.api.edge import TooLargeAsJson
 from temporal_automations.api.page import router as page
 from temporal_automations.api.routers import automations, events, health
 from temporal_automations.api.routing import EventRouter
@@ -42,23 +49,63 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(TooLargeAsJson)
+    openapi.install(app)
 
     protected = [Depends(require_api_key)]
     app.include_router(health.router, prefix="/api")
-    app.include_router(automations.router, prefix="/api", dependencies=protected)
-    app.include_router(events.router, prefix="/api", dependencies=protected)
+    # Every body is counted while it streams in and refused (413) past its route's limit.
+    app.include_router(
+        automations.router,
+        prefix="/api",
+        dependencies=protected,
+        max_body_size=settings.max_definition_bytes,
+    )
+    app.include_router(
+        events.router,
+        prefix="/api",
+        dependencies=protected,
+        max_body_size=settings.max_request_bytes,
+    )
     app.include_router(page.router)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        if error.status_code == 413 and error.detail == "Content Too Large" and limit:
+            error = HTTPException(413, f"the request body is over the {limit} bytes it may be")
+        if error.status_code == 405:
+            # Starlette names the methods of the first route on this path only; FastAPI has
+            # one route per method, so name them all.
+            allowed = sorted(
+                method
+                for route in app.routes
+                if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
+                for method in route.methods
+            )
+            error = HTTPException(405, "method not allowed", {"Allow": ", ".join(allowed)})
+        return await http_exception_handler(request, error)
 
     @app.exception_handler(AutomationNotFound)
     async def not_found(request: Request, error: AutomationNotFound) -> JSONResponse:
         return JSONResponse({"detail": f"automation {error.args[0]} not found"}, status_code=404)
 
     @app.exception_handler(RPCError)
-    async def temporal_unavailable(request: Request, error: RPCError) -> JSONResponse:
-        log.warning("Temporal call failed: %s", error.message)
+    async def temporal_refused(request: Request, error: RPCError) -> JSONResponse:
+        log.warning("Temporal call failed: %s %s", error.status.name, error.message)
+        code = _STATUS_OF_RPC.get(error.status, status.HTTP_503_SERVICE_UNAVAILABLE)
         return JSONResponse(
             {"detail": f"Temporal did not accept the request: {error.message}"},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            status_code=code,
         )
 
     return app
+
+
+# What Temporal refuses because of the request itself is the client's error (4xx); the rest
+# (unavailable, deadline exceeded, internal) is ours for now (503).
+_STATUS_OF_RPC = {
+    RPCStatusCode.INVALID_ARGUMENT: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    RPCStatusCode.OUT_OF_RANGE: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    RPCStatusCode.RESOURCE_EXHAUSTED: status.HTTP_429_TOO_MANY_REQUESTS,
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from temporal_automations.domain.automations import Automation
 
@@ -68,4 +68,4 @@ class AutomationCountRequest(Lenient):
 class EnabledPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool
+    enabled: StrictBool  # `0` or "no" is a 422, as the schema says, not a guess

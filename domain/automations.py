@@ -69,7 +69,9 @@ class EventTrigger(Stored):
     @classmethod
     def _sorted_unique(cls, value: Any) -> Any:
         # Prefect sends these as sets; keep one canonical, ordered form.
-        return sorted(set(value)) if isinstance(value, list | set | tuple) else value
+        if isinstance(value, list | set | tuple) and all(isinstance(v, str) for v in value):
+            return sorted(set(value))
+        return value  # anything else is refused by the type check (a 422), not sorted (a 500)
 
     @field_validator("within", mode="before")
     @classmethod

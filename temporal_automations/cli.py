@@ -7,6 +7,7 @@ import contextlib
 import enum
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Coroutine, Iterator
@@ -31,6 +32,8 @@ log = logging.getLogger("automations")
 
 LOOPBACK = "127.0.0.1"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# `automations dev --api-key auto`: make one up and print it.
+GENERATE_API_KEY = "auto"
 
 
 class SqliteSyncChoice(enum.StrEnum):
@@ -220,7 +223,12 @@ def dev(
         int, typer.Option(help="gRPC port of the dev server it starts")
     ] = 7233,
     api_key: Annotated[
-        str | None, typer.Option(envvar="API_KEY", help="require this API key on /api")
+        str | None,
+        typer.Option(
+            envvar="API_KEY",
+            help="require an API key on /api: `--api-key auto` makes one up and prints it, "
+            "`--api-key KEY` (or API_KEY) uses yours; the page asks for it once",
+        ),
     ] = None,
     secrets_key: Annotated[
         str | None,
@@ -252,6 +260,9 @@ def dev(
             port=temporal_port, ui=not no_ui, ui_port=ui_port, db_file=db_file, sqlite_sync=sync
         )
         temporal_address = server.address
+    if api_key == GENERATE_API_KEY:
+        api_key = secrets.token_urlsafe(24)
+        typer.echo(f"API key (made up for this run): {api_key}")
     settings = Settings(
         temporal_address=temporal_address,
         api_host=LOOPBACK,
@@ -311,6 +322,8 @@ def _banner(settings: Settings, port: int) -> str:
             f"  API docs     http://{LOOPBACK}:{port}/docs",
             f"  Temporal     {settings.temporal_address}",
             f"  Temporal UI  {settings.temporal_ui_url or '(off)'}",
+            "  API key      "
+            + ("required: Authorization: Bearer <key>" if settings.api_key else "off"),
             "Ctrl-C stops everything.",
         ]
     )

@@ -47,7 +47,9 @@ class Settings(BaseSettings):
         "clear). `automations secrets-key` prints a new one",
     )
     allow_private_webhooks: bool = Field(
-        False, description="Allow webhooks to loopback and private addresses"
+        False,
+        description="Allow actions (webhooks and every notification) to reach loopback, "
+        "private and link-local addresses",
     )
     sticky_queue_timeout: timedelta = Field(
         timedelta(seconds=1),
@@ -70,7 +72,14 @@ class Settings(BaseSettings):
     )
 
     max_event_bytes: int = 1_500_000
-    max_request_bytes: int = 16_000_000
+    max_request_bytes: int = Field(
+        16_000_000, description="Largest body POST /api/events takes (refused while it streams)"
+    )
+    max_definition_bytes: int = Field(
+        1_000_000,
+        description="Largest body every other route takes (an automation's definition): "
+        "refused with 413 while it streams, before it could reach Temporal's 2 MB payload limit",
+    )
     max_firings_per_minute: int = Field(
         60_000,
         ge=0,

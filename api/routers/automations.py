@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response, status
 
 from temporal_automations.api.deps import StoreDep
+from temporal_automations.api.openapi import responses
 from temporal_automations.api.routers.health import monitor
 from temporal_automations.api.schemas import (
     AutomationCountRequest,
@@ -28,19 +29,24 @@ _SORT_KEYS = {
 }
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED, response_model=Automation)
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Automation,
+    responses=responses(400, 401, 413, 422, 429, 503),
+)
 async def create_automation(automation: AutomationCore, store: StoreDep) -> dict[str, Any]:
     return (await store.create(automation)).without_secrets()
 
 
-@router.get("/{automation_id}", response_model=Automation)
+@router.get("/{automation_id:uuid}", response_model=Automation, responses=responses(401, 404, 422))
 async def read_automation(automation_id: UUID, store: StoreDep) -> dict[str, Any]:
     """Secrets (webhook header values, notification URLs) come back masked; send the mask back
     in a PUT to keep them."""
     return store.get(automation_id).without_secrets()
 
 
-@router.get("/{automation_id}/status")
+@router.get("/{automation_id:uuid}/status", responses=responses(401, 404, 422, 429, 503))
 async def read_automation_status(automation_id: UUID, store: StoreDep) -> dict[str, Any]:
     """Counters, recent firings with each action's result, and the next deadline."""
     current = await store.status(automation_id)
@@ -49,34 +55,47 @@ async def read_automation_status(automation_id: UUID, store: StoreDep) -> dict[s
     return data
 
 
-@router.get("/{automation_id}/health")
+@router.get("/{automation_id:uuid}/health", responses=responses(401, 404, 422, 429, 503))
 async def read_automation_health(automation_id: UUID, request: Request) -> dict[str, Any]:
     """`{"evaluating": bool, "problem": str | None}`: False with the reason when no worker runs
     or its workflow task keeps failing (it answers even when the status query cannot)."""
+    request.app.state.store.get(automation_id)  # 404 for one that does not exist (or no more)
     return await monitor(request.app).automation(automation_id)
 
 
-@router.put("/{automation_id}", response_model=Automation)
+@router.put(
+    "/{automation_id:uuid}",
+    response_model=Automation,
+    responses=responses(400, 401, 404, 413, 422, 429, 503),
+)
 async def replace_automation(
     automation_id: UUID, automation: AutomationCore, store: StoreDep
 ) -> dict[str, Any]:
     return (await store.replace(automation_id, automation)).without_secrets()
 
 
-@router.patch("/{automation_id}", response_model=Automation)
+@router.patch(
+    "/{automation_id:uuid}",
+    response_model=Automation,
+    responses=responses(400, 401, 404, 413, 422, 429, 503),
+)
 async def patch_automation(
     automation_id: UUID, patch: EnabledPatch, store: StoreDep
 ) -> dict[str, Any]:
     return (await store.set_enabled(automation_id, patch.enabled)).without_secrets()
 
 
-@router.delete("/{automation_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{automation_id:uuid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 404, 422, 429, 503),
+)
 async def delete_automation(automation_id: UUID, store: StoreDep) -> Response:
     await store.delete(automation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/filter")
+@router.post("/filter", responses=responses(400, 401, 413, 422))
 async def filter_automations(
     store: StoreDep, request: AutomationFilterRequest | None = None
 ) -> list[dict[str, Any]]:
@@ -90,7 +109,7 @@ async def filter_automations(
     return [a.without_secrets() for a in selected[offset:end]]
 
 
-@router.post("/count")
+@router.post("/count", responses=responses(400, 401, 413, 422))
 async def count_automations(store: StoreDep, request: AutomationCountRequest | None = None) -> int:
     request = request or AutomationCountRequest()
     return sum(1 for a in store.all() if not request.automations or request.automations.matches(a))

@@ -395,7 +395,10 @@ def monitor(app: FastAPI) -> HealthMonitor:
     return existing
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    responses={503: {"description": "Temporal or every worker is unreachable (same body)"}},
+)
 async def health(request: Request) -> JSONResponse:
     """200 when Temporal answers and a worker does ("degraded" if some automations are wedged);
     503 when Temporal or every worker is gone."""
