@@ -404,6 +404,88 @@ def bridge_prefect(
     _run_until_signal(bridge.run())
 
 
+@bridge_app.command("temporal")
+def bridge_temporal(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a namespace to watch (repeat for more; default: TARGET_TEMPORAL_NAMESPACE, "
+            "else TEMPORAL_NAMESPACE)"
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--temporal-address",
+            help="HOST:PORT of the cluster to watch (default: TARGET_TEMPORAL_ADDRESS, else "
+            "TEMPORAL_ADDRESS)",
+        ),
+    ] = None,
+    temporal_api_key: Annotated[
+        str | None, typer.Option(help="API key of that cluster (Temporal Cloud; implies TLS)")
+    ] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS client certificate (PEM)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS client private key (PEM)")] = None,
+    tls_ca: Annotated[Path | None, typer.Option(help="the server's CA (PEM)")] = None,
+    poll_interval: Annotated[
+        float | None,
+        typer.Option(min=0.05, help="seconds between polls (TEMPORAL_BRIDGE_POLL_INTERVAL, 1)"),
+    ] = None,
+    overlap: Annotated[
+        float,
+        typer.Option(min=0, help="seconds each poll re-reads, for visibility's own delay"),
+    ] = 10.0,
+    cursor_file: Annotated[
+        Path | None,
+        typer.Option(help="where the cursor is kept (default: in the data folder)"),
+    ] = None,
+) -> None:
+    """Watch workflows of a Temporal cluster and send temporal.workflow.* events to this API."""
+    from temporal_automations.temporal import TemporalConnectionError, connect_to
+    from temporal_automations.temporal_bridge import TemporalBridge, run_bridge
+
+    _logging()
+    settings = get_settings()
+    connection = settings.target_connection()
+    changes: dict[str, Any] = {
+        "address": address,
+        "api_key": temporal_api_key,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_ca": tls_ca,
+    }
+    connection = connection.model_copy(
+        update={name: value for name, value in changes.items() if value is not None}
+    )
+    namespaces = namespace or [connection.namespace]
+    cursor = cursor_file or default_data_dir() / "temporal-bridge" / (
+        f"{connection.address.replace(':', '_')}.json"
+    )
+
+    async def main() -> None:
+        try:
+            client = await connect_to(connection.model_copy(update={"namespace": namespaces[0]}))
+        except TemporalConnectionError as error:
+            raise _fail(str(error)) from None
+        bridge = TemporalBridge(
+            client,
+            namespaces,
+            settings.api_url,
+            automations_api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            cursor_file=cursor,
+            poll_interval=poll_interval or settings.temporal_bridge_poll_interval,
+            overlap=overlap,
+        )
+        typer.echo(
+            f"watching {connection.address} namespaces {', '.join(namespaces)} -> "
+            f"{bridge.events_url} (cursor {cursor})"
+        )
+        await run_bridge(bridge)
+
+    _run_until_signal(main())
+    _exit_cleanly()
+
+
 def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version
