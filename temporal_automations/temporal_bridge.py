@@ -157,25 +157,24 @@ class CursorFile:
 # --------------------------------------------------------------------------- events
 
 
-def _failure(failure: Failure) -> dict[str, Any]:
-    """The message and type of a failure and of a few of its causes, bounded."""
-    info: dict[str, Any] = {"message": bounded(failure.message, MAX_MESSAGE)}
-    kind = failure.WhichOneof("failure_info") or ""
+def _one_failure(failure: Failure) -> dict[str, str]:
     if failure.HasField("application_failure_info"):
-        info["type"] = bounded(failure.application_failure_info.type or "Error", MAX_TYPE)
+        kind = failure.application_failure_info.type or "Error"
     else:
-        info["type"] = kind.removesuffix("_failure_info") or "unknown"
-    causes, cause = [], failure
-    while cause.HasField("cause") and len(causes) < MAX_CAUSES:
+        kind = (failure.WhichOneof("failure_info") or "unknown").removesuffix("_failure_info")
+    return {"message": bounded(failure.message, MAX_MESSAGE), "type": bounded(kind, MAX_TYPE)}
+
+
+def _failure(failure: Failure) -> dict[str, Any]:
+    """The root cause's message and type (an activity's error rather than "Activity task
+    failed"), and the chain from the workflow's own failure down, bounded."""
+    chain, cause = [_one_failure(failure)], failure
+    while cause.HasField("cause") and len(chain) < MAX_CAUSES:
         cause = cause.cause
-        causes.append(
-            {
-                "message": bounded(cause.message, MAX_MESSAGE),
-                "kind": cause.WhichOneof("failure_info") or "",
-            }
-        )
-    if causes:
-        info["causes"] = causes
+        chain.append(_one_failure(cause))
+    info: dict[str, Any] = dict(chain[-1])
+    if len(chain) > 1:
+        info["causes"] = chain
     return info
 
 
