@@ -305,6 +305,7 @@ class TemporalBridge:
         poll_interval: float = 1.0,
         overlap: float = 10.0,
         start_from: datetime | None = None,
+        exclude_types: Iterable[str] = (),
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.client = client
@@ -317,6 +318,10 @@ class TemporalBridge:
         self.poll_interval = poll_interval
         self.overlap = timedelta(seconds=overlap)
         self.now = now
+        # The engine's own workflows, when the bridge watches the engine's namespace.
+        self.excluded = "".join(
+            f" AND WorkflowType != {json.dumps(name)}" for name in sorted(set(exclude_types))
+        )
         self.source = f"temporal-bridge:{','.join(self.namespaces)}"
         first = start_from or self.now()
         self.cursors = self.cursor_file.load()
@@ -422,6 +427,7 @@ class TemporalBridge:
         self, namespace: str, field_name: str, since: datetime, until: datetime
     ) -> list[WorkflowExecutionInfo] | None:
         query = f'{field_name} >= "{rfc3339(since)}" AND {field_name} < "{rfc3339(until)}"'
+        query += self.excluded
         rows: list[WorkflowExecutionInfo] = []
         token = b""
         service = self.client.workflow_service
