@@ -473,6 +473,8 @@ class TemporalBridge:
         known = self._attempts.get(run_id)
         if known is not None:
             return known
+        if info.first_run_id and info.first_run_id == run_id:
+            return 1  # the first run of its chain: no retry before it (and no history read)
         first = await self._history_event(namespace, info, close=False)
         if first is None or not first.HasField("workflow_execution_started_event_attributes"):
             return None
