@@ -495,6 +495,17 @@ def bridge_temporal(
         Path | None,
         typer.Option(help="where the cursor is kept (default: in the data folder)"),
     ] = None,
+    task_queue: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a task queue to watch for pollers (repeat; those of the workflows seen are "
+            "watched anyway)"
+        ),
+    ] = None,
+    not_ready_after: Annotated[
+        float,
+        typer.Option(min=1, help="seconds without a poller before a task queue is not-ready"),
+    ] = 60.0,
 ) -> None:
     """Watch workflows of a Temporal cluster and send temporal.workflow.* events to this API."""
     from temporal_automations.temporal import TemporalConnectionError, connect_to
@@ -532,6 +543,8 @@ def bridge_temporal(
             poll_interval=poll_interval or settings.temporal_bridge_poll_interval,
             overlap=overlap,
             exclude_types=_engine_types(settings, connection),
+            task_queues=task_queue or [],
+            queue_not_ready_after=not_ready_after,
         )
         typer.echo(
             f"watching {connection.address} namespaces {', '.join(namespaces)} -> "

@@ -32,7 +32,7 @@ import os
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,12 +40,19 @@ from typing import Any
 
 import httpx
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import HistoryEventFilterType, WorkflowExecutionStatus
+from temporalio.api.enums.v1 import (
+    HistoryEventFilterType,
+    TaskQueueType,
+    WorkflowExecutionStatus,
+)
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
     GetWorkflowExecutionHistoryRequest,
+    ListSchedulesRequest,
     ListWorkflowExecutionsRequest,
 )
 from temporalio.client import Client
@@ -76,7 +83,11 @@ MAX_CAUSES = 5
 POST_BATCH = 200
 DETAIL_CONCURRENCY = 16
 KNOWN_RUNS = 100_000
+MAX_QUEUES = 1000  # task queues watched per namespace
+MAX_POLLERS = 1000
+MAX_SCHEDULE_PAGES = 10
 MAX_BACKOFF = 30.0
+DELIVERY_GRACE = 10.0
 
 
 def bounded(value: object, limit: int = MAX_LABEL_VALUE) -> str:
@@ -104,12 +115,19 @@ class NamespaceCursor:
     started_until: datetime
     closed_until: datetime
     seen: dict[str, str] = field(default_factory=dict)
+    # Task queue -> [state, id of its last event]; schedule -> [paused, id of its last event].
+    # The next event's id is derived from the last one, so a change is one id however often
+    # it is re-sent, and two pauses of one schedule are two events.
+    queues: dict[str, list[Any]] = field(default_factory=dict)
+    schedules: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "started_until": self.started_until.isoformat(),
             "closed_until": self.closed_until.isoformat(),
             "seen": self.seen,
+            "queues": self.queues,
+            "schedules": self.schedules,
         }
 
     @classmethod
@@ -118,6 +136,8 @@ class NamespaceCursor:
             started_until=datetime.fromisoformat(data["started_until"]),
             closed_until=datetime.fromisoformat(data["closed_until"]),
             seen=dict(data.get("seen") or {}),
+            queues=dict(data.get("queues") or {}),
+            schedules=dict(data.get("schedules") or {}),
         )
 
     def prune(self, overlap: timedelta) -> None:
@@ -283,6 +303,77 @@ def workflow_event(
     }
 
 
+def queue_event(
+    namespace: str,
+    queue: str,
+    state: str,
+    id_: str,
+    last_poll: datetime | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """`temporal.task-queue.ready|not-ready`: pollers present, or none for the set time."""
+    namespace = bounded(namespace, 255)
+    return {
+        "id": id_,
+        # Not-ready is when the last poller went silent (the same instant however late we look).
+        "occurred": (last_poll if state == "not-ready" and last_poll else now).isoformat(),
+        "event": f"temporal.task-queue.{state}",
+        "resource": {
+            RESOURCE_ID: f"temporal.task-queue.{bounded(queue, 1000)}",
+            "prefect.resource.name": bounded(queue, 1000),
+            "temporal.namespace": namespace,
+        },
+        "related": [
+            {
+                RESOURCE_ID: f"temporal.namespace.{namespace}",
+                RESOURCE_ROLE: "namespace",
+                "prefect.resource.name": namespace,
+            }
+        ],
+        "payload": {"last_poll": last_poll.isoformat() if last_poll else None},
+    }
+
+
+def schedule_event(
+    namespace: str,
+    schedule_id: str,
+    what: str,
+    note: str,
+    workflow_type: str,
+    id_: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """`temporal.schedule.paused|unpaused`."""
+    namespace = bounded(namespace, 255)
+    related = [
+        {
+            RESOURCE_ID: f"temporal.namespace.{namespace}",
+            RESOURCE_ROLE: "namespace",
+            "prefect.resource.name": namespace,
+        }
+    ]
+    if workflow_type:
+        related.append(
+            {
+                RESOURCE_ID: f"temporal.workflow-type.{workflow_type}",
+                RESOURCE_ROLE: "workflow-type",
+                "prefect.resource.name": workflow_type,
+            }
+        )
+    return {
+        "id": id_,
+        "occurred": now.isoformat(),
+        "event": f"temporal.schedule.{what}",
+        "resource": {
+            RESOURCE_ID: f"temporal.schedule.{schedule_id}",
+            "prefect.resource.name": schedule_id,
+            "temporal.namespace": namespace,
+        },
+        "related": related,
+        "payload": {"note": note},
+    }
+
+
 # --------------------------------------------------------------------------- the bridge
 
 
@@ -306,6 +397,10 @@ class TemporalBridge:
         overlap: float = 10.0,
         start_from: datetime | None = None,
         exclude_types: Iterable[str] = (),
+        task_queues: Iterable[str] = (),
+        queue_not_ready_after: float = 60.0,
+        health_interval: float = 5.0,
+        watch_health: bool = True,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.client = client
@@ -328,6 +423,12 @@ class TemporalBridge:
         for namespace in self.namespaces:
             self.cursors.setdefault(namespace, NamespaceCursor(first, first))
         self._clients: dict[str, Client] = {}
+        self.task_queues = list(task_queues)
+        self.queue_not_ready_after = timedelta(seconds=queue_not_ready_after)
+        self.health_interval = health_interval
+        self.watch_health = watch_health
+        self._health_checked = -float("inf")
+        self._delivering: asyncio.Future[None] | None = None
         self._attempts: OrderedDict[str, int] = OrderedDict()
         self._details = asyncio.Semaphore(DETAIL_CONCURRENCY)
         self.emitted = 0
@@ -357,6 +458,7 @@ class TemporalBridge:
                     caught_up = await self.poll_once(http)
                     backoff = 0.5
                 except asyncio.CancelledError:
+                    await self._finish_delivery()
                     raise
                 except Exception as error:
                     log.warning("poll failed (%r); again in %.1fs", error, backoff)
@@ -367,6 +469,13 @@ class TemporalBridge:
                     elapsed = time.monotonic() - started
                     await asyncio.sleep(max(0.0, self.poll_interval - elapsed))
 
+    async def _finish_delivery(self) -> None:
+        """On a stop: let a delivery in flight (POST, then cursor) finish, for a while."""
+        delivering = self._delivering
+        if delivering is not None and not delivering.done():
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(delivering, DELIVERY_GRACE)
+
     async def poll_once(self, http: httpx.AsyncClient) -> bool:
         """One poll of every namespace; True when every window reached the present."""
         caught_up = True
@@ -374,23 +483,133 @@ class TemporalBridge:
             cursor = self.cursors[namespace]
             result = await self._poll_namespace(namespace, cursor)
             fresh = [event for event in result.events if event["id"] not in cursor.seen]
+            for event in fresh:  # the task queues it names are watched from now on
+                queue = event["resource"].get("temporal.task-queue")
+                if queue and queue not in cursor.queues and len(cursor.queues) < MAX_QUEUES:
+                    cursor.queues[queue] = ["unknown", ""]
+            health_events: list[dict[str, Any]] = []
+            health_changes: list[tuple[dict[str, list[Any]], str, list[Any]]] = []
+            if self.watch_health and time.monotonic() - self._health_checked >= (
+                self.health_interval
+            ):
+                health_events, health_changes = await self._health(namespace, cursor)
             now = self.now()
             self.lag = max(
                 0.0, (now - min(result.started_until, result.closed_until)).total_seconds()
             )
-            await self._post(http, fresh)
-            for event in fresh:
-                cursor.seen[event["id"]] = event["occurred"]
-            cursor.started_until = result.started_until
-            cursor.closed_until = result.closed_until
-            cursor.prune(self.overlap)
-            self.cursor_file.save(self.cursors)
-            self.emitted += len(fresh)
+
+            async def deliver(
+                cursor: NamespaceCursor = cursor,
+                result: PollResult = result,
+                fresh: list[dict[str, Any]] = fresh,
+                health_events: list[dict[str, Any]] = health_events,
+                health_changes: list[Any] = health_changes,
+            ) -> None:
+                await self._post(http, fresh + health_events)
+                for states, key, state in health_changes:
+                    states[key] = state
+                for event in fresh:
+                    cursor.seen[event["id"]] = event["occurred"]
+                cursor.started_until = result.started_until
+                cursor.closed_until = result.closed_until
+                cursor.prune(self.overlap)
+                self.cursor_file.save(self.cursors)
+                self.emitted += len(fresh)
+
+            # Sent and recorded together: a stop (SIGTERM) waits for both, so events that
+            # reached the API are never sent again by the next run.
+            self._delivering = asyncio.ensure_future(deliver())
+            await asyncio.shield(self._delivering)
             if now - min(cursor.started_until, cursor.closed_until) > timedelta(
                 seconds=self.poll_interval * 2
             ):
                 caught_up = False
+        if self.watch_health and time.monotonic() - self._health_checked >= self.health_interval:
+            self._health_checked = time.monotonic()
         return caught_up
+
+    # ------------------------------------------------------------ task queues and schedules
+
+    async def _health(
+        self, namespace: str, cursor: NamespaceCursor
+    ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, list[Any]], str, list[Any]]]]:
+        """Task queues that gained or lost their pollers, schedules paused or unpaused: the
+        events, and the state changes to record once they are sent."""
+        events: list[dict[str, Any]] = []
+        changes: list[tuple[dict[str, list[Any]], str, list[Any]]] = []
+        for queue in self.task_queues:
+            cursor.queues.setdefault(queue, ["unknown", ""])
+        now = self.now()
+        for queue, (state, last_id) in list(cursor.queues.items()):
+            newest = await self._newest_poll(namespace, queue)
+            ready = newest is not None and now - newest < self.queue_not_ready_after
+            new_state = "ready" if ready else "not-ready"
+            if new_state == state:
+                continue
+            new_id = str(
+                uuid.uuid5(EVENT_IDS, json.dumps([namespace, "queue", queue, new_state, last_id]))
+            )
+            events.append(queue_event(namespace, queue, new_state, new_id, newest, now))
+            changes.append((cursor.queues, queue, [new_state, new_id]))
+        async for schedule_id, paused, note, workflow_type in self._schedules(namespace):
+            known = cursor.schedules.get(schedule_id)
+            if known is None:  # first seen: its state is not a change
+                changes.append((cursor.schedules, schedule_id, [paused, ""]))
+                continue
+            if bool(known[0]) == paused:
+                continue
+            what = "paused" if paused else "unpaused"
+            new_id = str(
+                uuid.uuid5(
+                    EVENT_IDS, json.dumps([namespace, "schedule", schedule_id, what, known[1]])
+                )
+            )
+            events.append(
+                schedule_event(namespace, schedule_id, what, note, workflow_type, new_id, now)
+            )
+            changes.append((cursor.schedules, schedule_id, [paused, new_id]))
+        return events, changes
+
+    async def _newest_poll(self, namespace: str, queue: str) -> datetime | None:
+        """When a worker last polled the queue (workflow or activity tasks), if ever."""
+        newest: datetime | None = None
+        for kind in (
+            TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        ):
+            try:
+                answer = await self.client.workflow_service.describe_task_queue(
+                    DescribeTaskQueueRequest(
+                        namespace=namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
+                    )
+                )
+            except RPCError as error:
+                log.debug("cannot describe task queue %s: %s", queue, error)
+                continue
+            for poller in answer.pollers[:MAX_POLLERS]:
+                when = poller.last_access_time.ToDatetime(tzinfo=UTC)
+                newest = when if newest is None else max(newest, when)
+        return newest
+
+    async def _schedules(self, namespace: str) -> AsyncIterator[tuple[str, bool, str, str]]:
+        token, pages = b"", 0
+        while pages < MAX_SCHEDULE_PAGES:
+            answer = await self.client.workflow_service.list_schedules(
+                ListSchedulesRequest(
+                    namespace=namespace, maximum_page_size=PAGE_SIZE, next_page_token=token
+                )
+            )
+            pages += 1
+            for entry in answer.schedules:
+                yield (
+                    bounded(entry.schedule_id, MAX_LABEL_VALUE - 32),
+                    bool(entry.info.paused),
+                    bounded(entry.info.notes, MAX_MESSAGE),
+                    bounded(entry.info.workflow_type.name, 1000),
+                )
+            token = answer.next_page_token
+            if not token:
+                return
 
     async def _poll_namespace(self, namespace: str, cursor: NamespaceCursor) -> PollResult:
         now = self.now()

@@ -16,7 +16,14 @@ import pytest
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 from temporalio.api.history.v1 import HistoryEvent, WorkflowExecutionFailedEventAttributes
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+    WorkflowFailureError,
+)
 from temporalio.worker import Worker
 
 from temporal_automations.devserver import DevServer
@@ -120,12 +127,12 @@ def received(receiver: Receiver) -> list[dict[str, Any]]:
     return receiver.lifecycle_events()
 
 
-async def wait_until(check: Any, timeout: float = 60.0) -> None:
+async def wait_until(check: Any, timeout: float = 60.0, poll: float = 0.05) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not within {timeout} s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(poll)
 
 
 async def test_failed_and_completed_workflows_become_events_with_labels_and_failure(
@@ -215,6 +222,10 @@ async def test_a_restarted_bridge_loses_no_event_and_repeats_none(
     producer = asyncio.create_task(produce())
     async with bridge_running(first):
         await wait_until(lambda: len(ours()) >= 10)
+        # Stopped (as SIGTERM stops `automations bridge temporal`) while a POST is in flight.
+        await wait_until(
+            lambda: first._delivering is not None and not first._delivering.done(), poll=0.001
+        )
     stopped_with = len(ours())
     await asyncio.sleep(1.0)  # closes happen while no bridge runs
     second = TemporalBridge(
@@ -235,3 +246,53 @@ async def test_a_restarted_bridge_loses_no_event_and_repeats_none(
         for what in ("started", "completed")
     }
     assert all(n == 1 for n in kinds.values())
+
+
+async def test_a_task_queue_losing_its_worker_and_a_paused_schedule_become_events(
+    cluster: Client, receiver: Receiver, tmp_path: Path
+) -> None:
+    queue = f"tq-{uuid.uuid4().hex[:6]}"
+    schedule_id = f"s-{uuid.uuid4().hex[:6]}"
+    bridge = TemporalBridge(
+        cluster,
+        ["default"],
+        receiver.url,
+        cursor_file=tmp_path / "c.json",
+        poll_interval=0.2,
+        task_queues=[queue],
+        queue_not_ready_after=2,
+        health_interval=0.2,
+    )
+
+    def named(name: str) -> list[dict[str, Any]]:
+        return [e for e in received(receiver) if e["event"] == name]
+
+    schedule = await cluster.create_schedule(
+        schedule_id,
+        Schedule(
+            action=ScheduleActionStartWorkflow(
+                Echo.run, "x", id=f"{schedule_id}-run", task_queue=queue
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
+        ),
+    )
+    async with bridge_running(bridge):
+        async with Worker(cluster, task_queue=queue, workflows=WORKFLOWS, activities=ACTIVITIES):
+            await wait_until(lambda: named("temporal.task-queue.ready"))
+            await schedule.pause(note="maintenance")
+            await wait_until(lambda: named("temporal.schedule.paused"))
+        # The worker is gone: no poller for 2 s makes the queue not-ready.
+        await wait_until(lambda: named("temporal.task-queue.not-ready"))
+        await schedule.unpause(note="back")
+        await wait_until(lambda: named("temporal.schedule.unpaused"))
+    await schedule.delete()
+    (ready,) = named("temporal.task-queue.ready")
+    (not_ready,) = named("temporal.task-queue.not-ready")
+    assert ready["resource"]["prefect.resource.id"] == f"temporal.task-queue.{queue}"
+    assert not_ready["occurred"] == not_ready["payload"]["last_poll"]
+    (paused,) = named("temporal.schedule.paused")
+    assert paused["resource"]["prefect.resource.id"] == f"temporal.schedule.{schedule_id}"
+    assert paused["payload"]["note"] == "maintenance"
+    assert [e["payload"]["note"] for e in named("temporal.schedule.unpaused")] == ["back"]
+    for event in (ready, not_ready, paused):
+        EventIn.model_validate(event)
