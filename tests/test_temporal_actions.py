@@ -81,7 +81,7 @@ def stack(user_cluster: DevServer) -> Iterator[Stack]:
         bridge = spawn(
             [
                 *("-m", "temporal_automations.cli", "bridge", "temporal"),
-                *("--poll-interval", "0.2"),
+                *("--poll-interval", "0.2", "--not-ready-after", "3"),
                 *("--cursor-file", str(running.logs / "bridge-cursor.json")),
             ],
             running.env,
@@ -400,3 +400,56 @@ async def test_an_action_on_a_workflow_that_is_gone_fails_with_a_reason(
     assert "workflow 'no-such-workflow'" in actions[0]["detail"]
     assert "not found" in actions[0]["detail"]
     assert "no 'temporal.schedule.<id>' resource" in actions[1]["detail"]
+
+
+async def test_a_task_queue_losing_its_worker_pauses_the_schedule_that_feeds_it(
+    api: httpx.Client, user: Client, user_cluster: DevServer, tmp_path: Path
+) -> None:
+    queue = unique("exports")
+    schedule_id = unique("exports-schedule")
+    schedule = await user.create_schedule(
+        schedule_id,
+        Schedule(
+            action=ScheduleActionStartWorkflow(
+                Echo.run, "export", id=f"{schedule_id}-run", task_queue=queue
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
+        ),
+    )
+    automation = create(
+        api,
+        trigger={
+            "posture": "Reactive",
+            "expect": ["temporal.task-queue.not-ready"],
+            "match": {"prefect.resource.id": f"temporal.task-queue.{queue}"},
+        },
+        actions=[
+            {
+                "type": "temporal-pause-schedule",
+                "schedule_id": schedule_id,
+                "note": "{{ event.resource['prefect.resource.name'] }} has no worker",
+            }
+        ],
+    )
+    worker = spawn(
+        ["-m", "tests.temporal_user", user_cluster.address, queue], {}, tmp_path / "worker.log"
+    )
+    try:
+        # A run on the queue makes the bridge watch it; then its only worker goes away.
+        assert (
+            await user.execute_workflow(Echo.run, "x", id=unique("probe"), task_queue=queue) == "x"
+        )
+    finally:
+        stop_process(worker)
+    try:
+
+        async def paused() -> Any:
+            described = await schedule.describe()
+            return described if described.schedule.state.paused else None
+
+        described = await until(paused, timeout=120)
+        assert described.schedule.state.note == f"{queue} has no worker"
+        actions = await action_done(api, automation["id"])
+        assert [a["status"] for a in actions] == ["executed"]
+    finally:
+        await schedule.delete()
