@@ -3,10 +3,13 @@ against a real dev server: a retried action acts once."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ from temporalio.client import (
     ScheduleActionStartWorkflow,
     ScheduleIntervalSpec,
     ScheduleSpec,
+    WorkflowExecutionStatus,
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -36,9 +40,11 @@ from temporal_automations.activities.temporal_actions import (
 from temporal_automations.devserver import DevServer
 from temporal_automations.domain.automations import TEMPORAL_ACTIONS, Automation
 from temporal_automations.domain.evaluation import Firing
+from temporal_automations.domain.events import EventIn
 from temporal_automations.domain.inputs import AutomationCore
 from temporal_automations.settings import Settings, TemporalConnection
-from tests.support import make_event
+from temporal_automations.temporal_bridge import TemporalBridge
+from tests.support import Receiver, make_event
 from tests.temporal_user import ACTIVITIES, WORKFLOWS, Echo, WaitsForSignal
 
 TRIGGER = {"posture": "Reactive", "expect": ["temporal.workflow.failed"]}
@@ -193,7 +199,7 @@ def test_the_target_cluster_defaults_to_the_engines_and_can_differ() -> None:
 
 @pytest.fixture(scope="module")
 async def cluster() -> AsyncIterator[tuple[Client, TemporalActivities]]:
-    with DevServer() as server:
+    with DevServer(namespace="shop") as server:  # "default" and "shop"
         client = await Client.connect(server.address)
         async with (
             Worker(client, task_queue="user-work", workflows=WORKFLOWS, activities=ACTIVITIES),
@@ -303,3 +309,44 @@ async def test_terminating_a_workflow_that_a_first_attempt_terminated_is_not_a_f
     assert "already terminated" in again
     with pytest.raises(ApplicationError, match="cannot terminate"):  # a new firing: a real error
         await ActivityEnvironment().run(activities.terminate_workflow, terminate)
+
+
+async def test_an_inferred_target_is_acted_on_in_the_namespace_its_event_names(
+    cluster: tuple[Client, TemporalActivities], receiver: Receiver, tmp_path: Path
+) -> None:
+    """Two namespaces of one cluster: the bridge watches both, and an action inferred from an
+    event of "shop" acts in "shop" though the actions' default namespace is "default"."""
+    default_client, activities = cluster
+    shop = Client(default_client.service_client, namespace="shop")
+    workflow_id = f"cart-{uuid.uuid4().hex[:6]}"
+    bridge = TemporalBridge(
+        default_client,
+        ["default", "shop"],
+        receiver.url,
+        cursor_file=tmp_path / "c",
+        poll_interval=0.2,
+    )
+    task = asyncio.create_task(bridge.run())
+    try:
+        handle = await shop.start_workflow("Nobody", id=workflow_id, task_queue="nowhere")
+        for _ in range(300):
+            started = [
+                e
+                for e in receiver.lifecycle_events()
+                if e["resource"]["prefect.resource.name"] == workflow_id
+            ]
+            if started:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    (event,) = started
+    assert event["resource"]["temporal.namespace"] == "shop"
+    terminate = request(
+        {"type": "temporal-terminate-workflow", "source": "inferred"}, EventIn.model_validate(event)
+    )
+    await ActivityEnvironment().run(activities.terminate_workflow, terminate)
+    described = await handle.describe()
+    assert described.status == WorkflowExecutionStatus.TERMINATED
