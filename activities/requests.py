@@ -71,5 +71,13 @@ ACTIVITY_FOR_ACTION = {
     "suspend-flow-run": "set_flow_run_state",
     "change-flow-run-state": "set_flow_run_state",
     "resume-flow-run": "resume_flow_run",
+    "temporal-cancel-workflow": "cancel_temporal_workflow",
+    "temporal-terminate-workflow": "terminate_temporal_workflow",
+    "temporal-signal-workflow": "signal_temporal_workflow",
+    "temporal-start-workflow": "start_temporal_workflow",
+    "temporal-reset-workflow": "reset_temporal_workflow",
+    "temporal-pause-schedule": "patch_temporal_schedule",
+    "temporal-unpause-schedule": "patch_temporal_schedule",
+    "temporal-trigger-schedule": "patch_temporal_schedule",
 }
 EMIT_EVENTS = "emit_events"

@@ -296,6 +296,111 @@ PREFECT_ACTIONS = (
 )  # fmt: skip
 
 
+# ----------------------------------------------------------------- Temporal's resources
+
+TEMPORAL_WORKFLOW_PREFIX = "temporal.workflow."
+TEMPORAL_SCHEDULE_PREFIX = "temporal.schedule."
+TEMPORAL_NAMESPACE_LABEL = "temporal.namespace"
+TEMPORAL_RUN_ID_LABEL = "temporal.run-id"
+
+
+class TemporalAction(Stored):
+    """An action on a Temporal workflow or schedule of the *target* cluster (TARGET_TEMPORAL_*,
+    by default the engine's own). `selected` names it in `<what>_id`; `inferred` takes the first
+    `temporal.<what>.<id>` of the triggering event (its resource, then related ones), and its
+    `temporal.namespace` label. Ids are Temporal's own strings, not UUIDs."""
+
+    target_prefix: ClassVar[str]
+    selected_field: ClassVar[str]
+    source: Source = Source.selected
+    namespace: str | None = None
+
+    @property
+    def selected_id(self) -> str | None:
+        return getattr(self, self.selected_field)
+
+
+class TemporalWorkflowAction(TemporalAction):
+    target_prefix: ClassVar[str] = TEMPORAL_WORKFLOW_PREFIX
+    selected_field: ClassVar[str] = "workflow_id"
+    workflow_id: str | None = None
+    run_id: str | None = None
+
+
+class TemporalCancelWorkflow(TemporalWorkflowAction):
+    type: Literal["temporal-cancel-workflow"] = "temporal-cancel-workflow"
+
+
+class TemporalTerminateWorkflow(TemporalWorkflowAction):
+    type: Literal["temporal-terminate-workflow"] = "temporal-terminate-workflow"
+    reason: str = "terminated by automation {{ automation.name }}"
+
+
+class TemporalSignalWorkflow(TemporalWorkflowAction):
+    """Send signal `signal` with `args`, whose string values are templates."""
+
+    type: Literal["temporal-signal-workflow"] = "temporal-signal-workflow"
+    signal: str
+    args: list[Any] = Field(default_factory=list)
+
+
+ResetPoint = Literal["last-workflow-task", "first-workflow-task"]
+
+
+class TemporalResetWorkflow(TemporalWorkflowAction):
+    """Reset the run (the triggering event's run when inferred) to its last or first completed
+    workflow task: a new run replays from there, the old one is terminated."""
+
+    type: Literal["temporal-reset-workflow"] = "temporal-reset-workflow"
+    reset_to: ResetPoint = "last-workflow-task"
+    reason: str = "reset by automation {{ automation.name }}"
+
+
+DEFAULT_STARTED_WORKFLOW_ID = "{{ automation.id }}-{{ firing.id }}"
+
+
+class TemporalStartWorkflow(Stored):
+    """Start a workflow of `workflow_type` on `task_queue`; `workflow_id` and the string values
+    of `args` are templates. Retries of one action start it once (the start carries a request
+    id drawn from the action's idempotency key)."""
+
+    type: Literal["temporal-start-workflow"] = "temporal-start-workflow"
+    workflow_type: str
+    task_queue: str
+    workflow_id: str = DEFAULT_STARTED_WORKFLOW_ID
+    args: list[Any] = Field(default_factory=list)
+    namespace: str | None = None
+    execution_timeout: float | None = Field(default=None, description="seconds")
+
+
+class TemporalScheduleAction(TemporalAction):
+    target_prefix: ClassVar[str] = TEMPORAL_SCHEDULE_PREFIX
+    selected_field: ClassVar[str] = "schedule_id"
+    schedule_id: str | None = None
+    note: str = "by automation {{ automation.name }}"
+
+
+class TemporalPauseSchedule(TemporalScheduleAction):
+    type: Literal["temporal-pause-schedule"] = "temporal-pause-schedule"
+
+
+class TemporalUnpauseSchedule(TemporalScheduleAction):
+    type: Literal["temporal-unpause-schedule"] = "temporal-unpause-schedule"
+
+
+class TemporalTriggerSchedule(TemporalScheduleAction):
+    """Run the schedule's action now (once per firing, however often the action is retried)."""
+
+    type: Literal["temporal-trigger-schedule"] = "temporal-trigger-schedule"
+
+
+TEMPORAL_ACTIONS = (
+    TemporalCancelWorkflow, TemporalTerminateWorkflow, TemporalSignalWorkflow,
+    TemporalStartWorkflow, TemporalResetWorkflow, TemporalPauseSchedule,
+    TemporalUnpauseSchedule, TemporalTriggerSchedule,
+)  # fmt: skip
+
+
 # The discriminator refuses a `type` this version does not know: a new action type reaches every
 # worker before the API accepts it (and so does a new posture).
 Action = Annotated[
@@ -314,7 +419,15 @@ Action = Annotated[
     | CancelFlowRun
     | SuspendFlowRun
     | ResumeFlowRun
-    | ChangeFlowRunState,
+    | ChangeFlowRunState
+    | TemporalCancelWorkflow
+    | TemporalTerminateWorkflow
+    | TemporalSignalWorkflow
+    | TemporalStartWorkflow
+    | TemporalResetWorkflow
+    | TemporalPauseSchedule
+    | TemporalUnpauseSchedule
+    | TemporalTriggerSchedule,
     Field(discriminator="type"),
 ]
 

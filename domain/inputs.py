@@ -9,6 +9,7 @@ the trigger's `id`, is drawn here, once, before anything is stored.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -40,6 +41,15 @@ from temporal_automations.domain.automations import (
     Source,
     SuspendFlowRun,
     TargetedAction,
+    TemporalAction,
+    TemporalCancelWorkflow,
+    TemporalPauseSchedule,
+    TemporalResetWorkflow,
+    TemporalSignalWorkflow,
+    TemporalStartWorkflow,
+    TemporalTerminateWorkflow,
+    TemporalTriggerSchedule,
+    TemporalUnpauseSchedule,
 )
 from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, EventIn
 
@@ -214,6 +224,112 @@ class ChangeFlowRunStateInput(ChangeFlowRunState):
     model_config = FORBID
 
 
+# Temporal's own limits: ids up to 1,000 characters (the server's default), names shorter.
+MAX_TEMPORAL_ID = 1000
+MAX_TEMPORAL_NAME = 255
+MAX_TEMPLATE = 10_000
+MAX_ARGS_BYTES = 64_000
+
+TemporalId = Annotated[str, Field(min_length=1, max_length=MAX_TEMPORAL_ID)]
+TemporalName = Annotated[str, Field(min_length=1, max_length=MAX_TEMPORAL_NAME)]
+Template = Annotated[str, Field(max_length=MAX_TEMPLATE)]
+TemporalTarget = TypeVar("TemporalTarget", bound=TemporalAction)
+
+
+def _selected_or_inferred_temporal(action: TemporalTarget) -> TemporalTarget:
+    name = action.selected_field
+    if action.source == Source.selected and action.selected_id is None:
+        raise ValueError(f"{name} is required when source is 'selected'")
+    if action.source == Source.inferred and action.selected_id is not None:
+        raise ValueError(f"{name} is not allowed when source is 'inferred'")
+    if action.source == Source.inferred and getattr(action, "run_id", None) is not None:
+        raise ValueError("run_id is not allowed when source is 'inferred'")
+    return action
+
+
+def _bounded_args(args: list[Any]) -> list[Any]:
+    if len(json.dumps(args, separators=(",", ":"))) > MAX_ARGS_BYTES:
+        raise ValueError(f"args are limited to {MAX_ARGS_BYTES} bytes of JSON")
+    return args
+
+
+_temporal_target_rule = model_validator(mode="after")(_selected_or_inferred_temporal)
+_args_rule = field_validator("args")(_bounded_args)
+
+
+class TemporalCancelWorkflowInput(TemporalCancelWorkflow):
+    model_config = FORBID
+    workflow_id: TemporalId | None = None
+    run_id: TemporalId | None = None
+    namespace: TemporalName | None = None
+    _target = _temporal_target_rule
+
+
+class TemporalTerminateWorkflowInput(TemporalTerminateWorkflow):
+    model_config = FORBID
+    workflow_id: TemporalId | None = None
+    run_id: TemporalId | None = None
+    namespace: TemporalName | None = None
+    reason: Template = TemporalTerminateWorkflow.model_fields["reason"].default
+    _target = _temporal_target_rule
+
+
+class TemporalSignalWorkflowInput(TemporalSignalWorkflow):
+    model_config = FORBID
+    workflow_id: TemporalId | None = None
+    run_id: TemporalId | None = None
+    namespace: TemporalName | None = None
+    signal: TemporalName
+    _target = _temporal_target_rule
+    _args = _args_rule
+
+
+class TemporalResetWorkflowInput(TemporalResetWorkflow):
+    model_config = FORBID
+    workflow_id: TemporalId | None = None
+    run_id: TemporalId | None = None
+    namespace: TemporalName | None = None
+    reason: Template = TemporalResetWorkflow.model_fields["reason"].default
+    _target = _temporal_target_rule
+
+
+class TemporalStartWorkflowInput(TemporalStartWorkflow):
+    model_config = FORBID
+    workflow_type: TemporalName
+    task_queue: TemporalName
+    workflow_id: Template = TemporalStartWorkflow.model_fields["workflow_id"].default
+    namespace: TemporalName | None = None
+    execution_timeout: float | None = Field(
+        default=None, gt=0, le=MAX_WITHIN, allow_inf_nan=False, description="seconds"
+    )
+    _args = _args_rule
+    _finite = field_validator("execution_timeout", mode="before")(_echoable)
+
+
+class TemporalPauseScheduleInput(TemporalPauseSchedule):
+    model_config = FORBID
+    schedule_id: TemporalId | None = None
+    namespace: TemporalName | None = None
+    note: Template = TemporalPauseSchedule.model_fields["note"].default
+    _target = _temporal_target_rule
+
+
+class TemporalUnpauseScheduleInput(TemporalUnpauseSchedule):
+    model_config = FORBID
+    schedule_id: TemporalId | None = None
+    namespace: TemporalName | None = None
+    note: Template = TemporalUnpauseSchedule.model_fields["note"].default
+    _target = _temporal_target_rule
+
+
+class TemporalTriggerScheduleInput(TemporalTriggerSchedule):
+    model_config = FORBID
+    schedule_id: TemporalId | None = None
+    namespace: TemporalName | None = None
+    note: Template = TemporalTriggerSchedule.model_fields["note"].default
+    _target = _temporal_target_rule
+
+
 ActionInput = Annotated[
     DoNothingInput
     | CallWebhookInput
@@ -230,7 +346,15 @@ ActionInput = Annotated[
     | CancelFlowRunInput
     | SuspendFlowRunInput
     | ResumeFlowRunInput
-    | ChangeFlowRunStateInput,
+    | ChangeFlowRunStateInput
+    | TemporalCancelWorkflowInput
+    | TemporalTerminateWorkflowInput
+    | TemporalSignalWorkflowInput
+    | TemporalStartWorkflowInput
+    | TemporalResetWorkflowInput
+    | TemporalPauseScheduleInput
+    | TemporalUnpauseScheduleInput
+    | TemporalTriggerScheduleInput,
     Field(discriminator="type"),
 ]
 

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from temporal_automations.domain.automations import FlowRunAction, Source, TargetedAction
 from temporal_automations.domain.evaluation import Firing
-from temporal_automations.domain.events import RESOURCE_ID
+from temporal_automations.domain.events import RESOURCE_ID, Labels
 
 
 class NoTarget(ValueError):
@@ -37,3 +37,19 @@ def target_id(action: TargetedAction | FlowRunAction, firing: Firing) -> UUID:
         assert action.selected_id is not None  # the model's validator guarantees it
         return action.selected_id
     return infer_target_id(action.target_kind, firing)
+
+
+def infer_resource(prefix: str, firing: Firing) -> tuple[str, Labels]:
+    """The first resource whose id starts with `prefix` (the triggering event's resource, then
+    its related ones, then the firing key's labels): its id without the prefix, and its labels.
+    For Temporal's resources, whose ids are free-form strings rather than UUIDs."""
+    resources: list[Labels] = firing.event.resources() if firing.event is not None else []
+    for labels in resources:
+        resource_id = labels.get(RESOURCE_ID, "")
+        if resource_id.startswith(prefix) and len(resource_id) > len(prefix):
+            return resource_id[len(prefix) :], labels
+    for value in firing.labels.values():
+        if value.startswith(prefix) and len(value) > len(prefix):
+            return value[len(prefix) :], {}
+    where = "the triggering event" if firing.event is not None else "the firing's labels"
+    raise NoTarget(f"nothing could be inferred: {where} names no '{prefix}<id>' resource")

@@ -25,7 +25,7 @@ from temporal_automations.devserver import (
     port_in_use,
 )
 from temporal_automations.domain.secrets import SecretBox
-from temporal_automations.settings import Settings, get_settings
+from temporal_automations.settings import Settings, TemporalConnection, get_settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 log = logging.getLogger("automations")
@@ -112,9 +112,14 @@ async def _exited(server: DevServer) -> None:
 
 
 async def _serve_until_stopped(
-    settings: Settings, port: int, banner: str, server: DevServer | None
+    settings: Settings,
+    port: int,
+    banner: str,
+    server: DevServer | None,
+    watch_namespaces: list[str] | None = None,
 ) -> None:
-    """Worker and API in one event loop until SIGINT/SIGTERM, or until a part fails."""
+    """Worker and API in one event loop until SIGINT/SIGTERM, or until a part fails; and the
+    Temporal bridge, when `watch_namespaces` are given."""
     from temporal_automations.worker import run_worker
 
     stop = asyncio.Event()
@@ -126,6 +131,12 @@ async def _serve_until_stopped(
     worker = asyncio.create_task(run_worker(settings), name="worker")
     api = asyncio.create_task(_serve_api(api_server), name="api")
     watchers = {asyncio.create_task(stop.wait(), name="signal")}
+    # Optional: a bridge that cannot reach its cluster logs why and retries; it never stops dev.
+    bridge = (
+        asyncio.create_task(_temporal_bridge(settings, watch_namespaces), name="bridge")
+        if watch_namespaces
+        else None
+    )
     if server is not None:
         watchers.add(asyncio.create_task(_exited(server), name="temporal"))
 
@@ -138,6 +149,8 @@ async def _serve_until_stopped(
     typer.echo("stopping…")
     api_server.should_exit = True
     worker.cancel()
+    if bridge is not None:
+        bridge.cancel()
     for watcher in watchers:
         watcher.cancel()
     results = await asyncio.gather(worker, api, return_exceptions=True)
@@ -151,6 +164,42 @@ async def _serve_until_stopped(
             raise result
         if task in done:
             raise StartupError(f"the {task.get_name()} stopped on its own")
+
+
+async def _temporal_bridge(settings: Settings, namespaces: list[str]) -> None:
+    """`dev --watch-temporal`: the bridge on the target cluster (the dev server by default)."""
+    from temporal_automations.temporal import connect_to
+    from temporal_automations.temporal_bridge import TemporalBridge, run_bridge
+
+    connection = settings.target_connection()
+    namespaces = [name or connection.namespace for name in namespaces]
+    while True:
+        try:
+            client = await connect_to(connection.model_copy(update={"namespace": namespaces[0]}))
+            break
+        except Exception as error:  # unreachable, or settings that cannot work: say so
+            log.error("the Temporal bridge cannot connect to %s: %s", connection.address, error)
+            await asyncio.sleep(5)
+    cursor = default_data_dir() / "temporal-bridge" / f"{connection.address.replace(':', '_')}.json"
+    await run_bridge(
+        TemporalBridge(
+            client,
+            namespaces,
+            settings.api_url,
+            automations_api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            cursor_file=cursor,
+            poll_interval=settings.temporal_bridge_poll_interval,
+            exclude_types=_engine_types(settings, connection),
+        )
+    )
+
+
+def _engine_types(settings: Settings, watched: TemporalConnection) -> list[str]:
+    """The engine's own workflow type, when the bridge watches the engine's cluster: its
+    automations are not the user's workflows."""
+    from temporal_automations.temporal import WORKFLOW_TYPE
+
+    return [WORKFLOW_TYPE] if watched.address == settings.temporal_address else []
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -230,6 +279,13 @@ def dev(
             "`--api-key KEY` (or API_KEY) uses yours; the page asks for it once",
         ),
     ] = None,
+    watch_temporal: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="also run the Temporal bridge on this namespace of TARGET_TEMPORAL_ADDRESS "
+            "(default: this dev server); repeat for more",
+        ),
+    ] = None,
     secrets_key: Annotated[
         str | None,
         typer.Option(
@@ -284,7 +340,7 @@ def dev(
                 typer.echo(f"starting Temporal dev server ({where})…")
                 server.start()
             banner = _banner(settings, port)
-            asyncio.run(_serve_until_stopped(settings, port, banner, server))
+            asyncio.run(_serve_until_stopped(settings, port, banner, server, watch_temporal))
     except KeyboardInterrupt:
         pass  # stopped before the event loop took over the signals
     except (DevServerError, StartupError) as error:
@@ -415,6 +471,102 @@ def bridge_prefect(
     )
     typer.echo(f"forwarding {bridge.socket_url} -> {bridge.events_url}")
     _run_until_signal(bridge.run())
+
+
+@bridge_app.command("temporal")
+def bridge_temporal(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a namespace to watch (repeat for more; default: TARGET_TEMPORAL_NAMESPACE, "
+            "else TEMPORAL_NAMESPACE)"
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--temporal-address",
+            help="HOST:PORT of the cluster to watch (default: TARGET_TEMPORAL_ADDRESS, else "
+            "TEMPORAL_ADDRESS)",
+        ),
+    ] = None,
+    temporal_api_key: Annotated[
+        str | None, typer.Option(help="API key of that cluster (Temporal Cloud; implies TLS)")
+    ] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS client certificate (PEM)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS client private key (PEM)")] = None,
+    tls_ca: Annotated[Path | None, typer.Option(help="the server's CA (PEM)")] = None,
+    poll_interval: Annotated[
+        float | None,
+        typer.Option(min=0.05, help="seconds between polls (TEMPORAL_BRIDGE_POLL_INTERVAL, 1)"),
+    ] = None,
+    overlap: Annotated[
+        float,
+        typer.Option(min=0, help="seconds each poll re-reads, for visibility's own delay"),
+    ] = 10.0,
+    cursor_file: Annotated[
+        Path | None,
+        typer.Option(help="where the cursor is kept (default: in the data folder)"),
+    ] = None,
+    task_queue: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a task queue to watch for pollers (repeat; those of the workflows seen are "
+            "watched anyway)"
+        ),
+    ] = None,
+    not_ready_after: Annotated[
+        float,
+        typer.Option(min=1, help="seconds without a poller before a task queue is not-ready"),
+    ] = 60.0,
+) -> None:
+    """Watch workflows of a Temporal cluster and send temporal.workflow.* events to this API."""
+    from temporal_automations.temporal import TemporalConnectionError, connect_to
+    from temporal_automations.temporal_bridge import TemporalBridge, run_bridge
+
+    _logging()
+    settings = get_settings()
+    connection = settings.target_connection()
+    changes: dict[str, Any] = {
+        "address": address,
+        "api_key": temporal_api_key,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls_ca": tls_ca,
+    }
+    connection = connection.model_copy(
+        update={name: value for name, value in changes.items() if value is not None}
+    )
+    namespaces = namespace or [connection.namespace]
+    cursor = cursor_file or default_data_dir() / "temporal-bridge" / (
+        f"{connection.address.replace(':', '_')}.json"
+    )
+
+    async def main() -> None:
+        try:
+            client = await connect_to(connection.model_copy(update={"namespace": namespaces[0]}))
+        except TemporalConnectionError as error:
+            raise _fail(str(error)) from None
+        bridge = TemporalBridge(
+            client,
+            namespaces,
+            settings.api_url,
+            automations_api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            cursor_file=cursor,
+            poll_interval=poll_interval or settings.temporal_bridge_poll_interval,
+            overlap=overlap,
+            exclude_types=_engine_types(settings, connection),
+            task_queues=task_queue or [],
+            queue_not_ready_after=not_ready_after,
+        )
+        typer.echo(
+            f"watching {connection.address} namespaces {', '.join(namespaces)} -> "
+            f"{bridge.events_url} (cursor {cursor})"
+        )
+        await run_bridge(bridge)
+
+    _run_until_signal(main())
+    _exit_cleanly()
 
 
 def _version(value: bool) -> None:

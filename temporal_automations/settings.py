@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from temporal_automations.domain.secrets import SecretBox
@@ -18,6 +19,31 @@ class Settings(BaseSettings):
     temporal_address: str = Field("127.0.0.1:7233", description="Temporal frontend host:port")
     temporal_namespace: str = "default"
     task_queue: str = "automations"
+    # Temporal Cloud or any TLS cluster (engine, API and, unless TARGET_TEMPORAL_ADDRESS is
+    # set, the Temporal actions and the bridge).
+    temporal_api_key: SecretStr | None = Field(
+        None, description="API key for Temporal Cloud (implies TLS)"
+    )
+    temporal_tls: bool = Field(False, description="Connect with TLS (implied by a cert or key)")
+    temporal_tls_cert: Path | None = Field(None, description="client certificate (PEM) for mTLS")
+    temporal_tls_key: Path | None = Field(None, description="client private key (PEM) for mTLS")
+    temporal_tls_ca: Path | None = Field(None, description="server CA (PEM); default: system")
+    temporal_tls_server_name: str | None = Field(None, description="TLS server name override")
+
+    # The cluster the user's workflows run on, which Temporal actions act on and the bridge
+    # watches; unset: the engine's own (with TARGET_TEMPORAL_NAMESPACE as its namespace).
+    target_temporal_address: str | None = None
+    target_temporal_namespace: str | None = None
+    target_temporal_api_key: SecretStr | None = None
+    target_temporal_tls: bool = False
+    target_temporal_tls_cert: Path | None = None
+    target_temporal_tls_key: Path | None = None
+    target_temporal_tls_ca: Path | None = None
+    target_temporal_tls_server_name: str | None = None
+
+    temporal_bridge_poll_interval: float = Field(
+        1.0, gt=0, le=3600, description="seconds between the Temporal bridge's polls"
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = 4200
@@ -99,6 +125,18 @@ class Settings(BaseSettings):
         "prefect_api_url",
         "prefect_api_key",
         "secrets_key",
+        "temporal_api_key",
+        "temporal_tls_cert",
+        "temporal_tls_key",
+        "temporal_tls_ca",
+        "temporal_tls_server_name",
+        "target_temporal_address",
+        "target_temporal_namespace",
+        "target_temporal_api_key",
+        "target_temporal_tls_cert",
+        "target_temporal_tls_key",
+        "target_temporal_tls_ca",
+        "target_temporal_tls_server_name",
         mode="before",
     )
     @classmethod
@@ -114,6 +152,56 @@ class Settings(BaseSettings):
             return timedelta(seconds=float(value))
         except (TypeError, ValueError):
             return value
+
+    def engine_connection(self) -> TemporalConnection:
+        """Where the engine's workflows run."""
+        return TemporalConnection(
+            address=self.temporal_address,
+            namespace=self.temporal_namespace,
+            api_key=self.temporal_api_key,
+            tls=self.temporal_tls,
+            tls_cert=self.temporal_tls_cert,
+            tls_key=self.temporal_tls_key,
+            tls_ca=self.temporal_tls_ca,
+            tls_server_name=self.temporal_tls_server_name,
+        )
+
+    def target_connection(self) -> TemporalConnection:
+        """Where the user's workflows run: the engine's cluster unless TARGET_TEMPORAL_ADDRESS."""
+        if self.target_temporal_address is None:
+            engine = self.engine_connection()
+            return engine.model_copy(
+                update={"namespace": self.target_temporal_namespace or engine.namespace}
+            )
+        return TemporalConnection(
+            address=self.target_temporal_address,
+            namespace=self.target_temporal_namespace or "default",
+            api_key=self.target_temporal_api_key,
+            tls=self.target_temporal_tls,
+            tls_cert=self.target_temporal_tls_cert,
+            tls_key=self.target_temporal_tls_key,
+            tls_ca=self.target_temporal_tls_ca,
+            tls_server_name=self.target_temporal_tls_server_name,
+        )
+
+
+class TemporalConnection(BaseModel):
+    """One Temporal cluster and namespace, and how to reach it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    namespace: str = "default"
+    api_key: SecretStr | None = None
+    tls: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    tls_server_name: str | None = None
+
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.tls or self.api_key or self.tls_cert or self.tls_ca)
 
 
 def secret_box(settings: Settings) -> SecretBox | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from uuid import UUID
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -12,8 +13,10 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.service import TLSConfig
 
-from temporal_automations.settings import Settings
+from temporal_automations.settings import Settings, TemporalConnection
 
 WORKFLOW_TYPE = "AutomationWorkflow"
 
@@ -38,11 +41,51 @@ def automation_id_of(workflow_id_: str) -> UUID:
 
 
 async def connect(settings: Settings) -> Client:
+    """The engine's client (its workflows, signals, search attributes)."""
+    return await connect_to(settings.engine_connection(), pydantic_data_converter)
+
+
+async def connect_to(
+    connection: TemporalConnection, data_converter: DataConverter = DataConverter.default
+) -> Client:
+    """A client of any cluster: plain, TLS (a CA, a client certificate for mTLS) or Temporal
+    Cloud with an API key (which implies TLS)."""
     return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        connection.address,
+        namespace=connection.namespace,
+        api_key=connection.api_key.get_secret_value() if connection.api_key else None,
+        tls=tls_config(connection),
+        data_converter=data_converter,
     )
+
+
+def tls_config(connection: TemporalConnection) -> TLSConfig | bool:
+    if not connection.uses_tls:
+        return False
+    files = connection.tls_cert or connection.tls_key or connection.tls_ca
+    if not files and connection.tls_server_name is None:
+        return True  # TLS with the system's CAs
+    if bool(connection.tls_cert) != bool(connection.tls_key):
+        raise TemporalConnectionError("a TLS client certificate needs its key, and the reverse")
+    return TLSConfig(
+        server_root_ca_cert=_read(connection.tls_ca),
+        client_cert=_read(connection.tls_cert),
+        client_private_key=_read(connection.tls_key),
+        domain=connection.tls_server_name,
+    )
+
+
+class TemporalConnectionError(ValueError):
+    """The connection settings contradict each other, or a file they name cannot be read."""
+
+
+def _read(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise TemporalConnectionError(f"cannot read {path}: {error}") from error
 
 
 def search_attribute_flags() -> list[str]:

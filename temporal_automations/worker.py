@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from temporal_automations.activities.actions import ActionActivities
 from temporal_automations.activities.prefect import PrefectActivities, PrefectClient
 from temporal_automations.activities.rendering import TemplateRenderer
+from temporal_automations.activities.temporal_actions import TemporalActivities
 from temporal_automations.settings import Settings, get_settings
 from temporal_automations.temporal import connect, ensure_search_attributes
 from temporal_automations.workflows.automation import AutomationWorkflow
@@ -36,6 +37,7 @@ def build_worker(
     activities = [
         *ActionActivities(settings, http, prefect, renderer).all(),
         *PrefectActivities(prefect, renderer).all(),
+        *TemporalActivities(settings.target_connection(), renderer).all(),
     ]
     return Worker(
         client,
