@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
 from temporal_automations.api.deps import require_api_key
+from temporal_automations.api.events_store import EventsStore
 from temporal_automations.api.page import router as page
 from temporal_automations.api.routers import automations, events, health
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.api.store import AutomationNotFound, AutomationStore
-from temporal_automations.settings import Settings, get_settings
+from temporal_automations.settings import Settings, events_store_url, get_settings
 from temporal_automations.temporal import connect, ensure_search_attributes
 
 log = logging.getLogger("automations.api")
@@ -33,7 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store.on_change(lambda: router.reindex(store.all()))
         await store.load()
         app.state.client, app.state.store, app.state.router = client, store, router
-        yield
+        app.state.events_store = await _start_events_store(settings)
+        try:
+            yield
+        finally:
+            if app.state.events_store is not None:
+                await app.state.events_store.close()
 
     app = FastAPI(
         title="temporal-automations",
@@ -62,3 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     return app
+
+
+async def _start_events_store(settings: Settings) -> EventsStore | None:
+    url = events_store_url(settings)
+    if url is None:
+        return None
+    store = EventsStore(url, settings.events_retention)
+    await store.start()
+    return store

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
@@ -61,6 +63,22 @@ class Settings(BaseSettings):
         2.0, description="How long /api/health waits for a worker to answer its probe (seconds)"
     )
 
+    events_store_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL of the events store (the feed, backtests), e.g. "
+        "postgresql+asyncpg://user:pass@host/db. Unset: SQLite, events.db in DATA_DIR. "
+        "'none': no store (the feed is empty, ingest is unchanged)",
+    )
+    data_dir: Path | None = Field(
+        None,
+        description="Where local files live (default: $XDG_DATA_HOME/temporal-automations, "
+        "else ~/.local/share/temporal-automations)",
+    )
+    events_retention: timedelta = Field(
+        timedelta(days=7),
+        description="How long the events store keeps events, by occurred time (seconds)",
+    )
+
     max_event_bytes: int = 1_500_000
     max_request_bytes: int = 16_000_000
     max_firings_per_minute: int = Field(
@@ -82,6 +100,8 @@ class Settings(BaseSettings):
         "prefect_api_url",
         "prefect_api_key",
         "secrets_key",
+        "events_store_url",
+        "data_dir",
         mode="before",
     )
     @classmethod
@@ -89,7 +109,7 @@ class Settings(BaseSettings):
         # `API_KEY=` (as docker compose passes an unset variable) means no key, not "".
         return None if value == "" else value
 
-    @field_validator("sticky_queue_timeout", mode="before")
+    @field_validator("sticky_queue_timeout", "events_retention", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         # STICKY_QUEUE_TIMEOUT=1.5 means seconds; pydantic alone reads only ISO 8601 ("PT1.5S").
@@ -97,6 +117,20 @@ class Settings(BaseSettings):
             return timedelta(seconds=float(value))
         except (TypeError, ValueError):
             return value
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "temporal-automations"
+
+
+def events_store_url(settings: Settings) -> str | None:
+    """The events store's URL: the setting, else SQLite in the data folder; None: no store."""
+    url = settings.events_store_url
+    if url is not None:
+        return None if url.lower() == "none" else url
+    data_dir = settings.data_dir or default_data_dir()
+    return f"sqlite+aiosqlite:///{data_dir / 'events.db'}"
 
 
 def secret_box(settings: Settings) -> SecretBox | None:

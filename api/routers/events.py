@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from temporal_automations.api.deps import RouterDep, SettingsDep
+from temporal_automations.api.deps import EventsStoreDep, RouterDep, SettingsDep
 from temporal_automations.domain.events import EventIn
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -27,7 +27,10 @@ _events = TypeAdapter(list[EventIn])
     },
 )
 async def ingest_events(
-    request: Request, settings: SettingsDep, events_router: RouterDep
+    request: Request,
+    settings: SettingsDep,
+    events_router: RouterDep,
+    events_store: EventsStoreDep,
 ) -> Response:
     """A JSON list of events. 204 means every interested automation has accepted them;
     422 means none of them was taken (the detail names what was refused, and where); 413 means
@@ -42,6 +45,8 @@ async def ingest_events(
     if len(body) > settings.max_event_bytes:
         _refuse_oversized_events(body, settings.max_event_bytes)
     await events_router.route(events, len(body))
+    if events_store is not None:  # a copy for the feed, once accepted; never waited for
+        events_store.record(events)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
