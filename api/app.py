@@ -13,7 +13,7 @@ from temporalio.service import RPCError
 from temporal_automations.api.deps import require_api_key
 from temporal_automations.api.events_store import EventsStore
 from temporal_automations.api.page import router as page
-from temporal_automations.api.routers import automations, events, health
+from temporal_automations.api.routers import automations, events, events_feed, health
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.api.store import AutomationNotFound, AutomationStore
 from temporal_automations.settings import Settings, events_store_url, get_settings
@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, prefix="/api")
     app.include_router(automations.router, prefix="/api", dependencies=protected)
     app.include_router(events.router, prefix="/api", dependencies=protected)
+    app.include_router(events_feed.router, prefix="/api", dependencies=protected)
+    app.include_router(events_feed.sockets, prefix="/api")  # authenticated in their handshake
     app.include_router(page.router)
 
     @app.exception_handler(AutomationNotFound)

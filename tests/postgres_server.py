@@ -5,14 +5,18 @@ As root (CI, containers) the server runs as the `postgres` user, which PostgreSQ
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import asyncpg
 
 from temporal_automations.devserver import die_with_parent, free_port, stop_process, wait_for_port
 
@@ -64,6 +68,18 @@ class PostgresServer:
             tail = (self.folder / "postgres.log").read_text(errors="replace")[-2000:]
             self.stop()
             raise RuntimeError(f"PostgreSQL did not start:\n{tail}")
+
+    async def connect(self, timeout: float = 60.0) -> asyncpg.Connection:
+        """An asyncpg connection, once the server accepts them: its port opens while it is
+        still starting up ("the database system is starting up")."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return await asyncpg.connect(host="127.0.0.1", port=self.port, user="postgres")
+            except (asyncpg.CannotConnectNowError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
 
     def stop(self) -> None:
         process, self.process = self.process, None
