@@ -149,7 +149,7 @@ class StoredQuery:
     matches: Callable[[Event], bool] | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class Subscriber:
     """A live reader (the `/api/events/out` websocket): gets each recorded event it wants."""
 

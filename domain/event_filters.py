@@ -119,6 +119,29 @@ class IdFilter(_Filter):
     id: Annotated[list[UUID], Field(max_length=MAX_VALUES)] | None = None
 
 
+class TextFilter(_Filter):
+    """Prefect's text search: every word must appear in the event (name, resources, payload),
+    case-insensitively; a word with a leading `-` must not; "quoted phrases" are one word."""
+
+    query: Annotated[str, StringConstraints(max_length=200)]
+
+    def includes(self, event: Event) -> bool:
+        text = event.model_dump_json().lower()
+        for term in _terms(self.query):
+            wanted = not term.startswith("-")
+            word = term.lstrip("+-").lower()
+            if word and (word in text) != wanted:
+                return False
+        return True
+
+
+def _terms(query: str) -> list[str]:
+    terms: list[str] = []
+    for index, part in enumerate(query.split('"')):
+        terms += [part] if index % 2 else part.split()
+    return terms
+
+
 class EventOrder(StrEnum):
     ASC = "ASC"
     DESC = "DESC"
@@ -133,6 +156,7 @@ class EventFilter(_Filter):
         AnyResourceFilter | Annotated[list[AnyResourceFilter], Field(max_length=20)] | None
     ) = None
     id: IdFilter = Field(default_factory=IdFilter)
+    text: TextFilter | None = None
     order: EventOrder = EventOrder.DESC
 
     @property
@@ -161,15 +185,18 @@ class EventFilter(_Filter):
     def needs_python(self) -> bool:
         """Whether a part of the filter is not expressed in SQL (see `includes_beyond_sql`)."""
         return bool(
-            self.related_filters
+            self.text
+            or self.related_filters
             or self.any_resource_filters
             or (self.resource is not None and self.resource.labels)
         )
 
     def includes_beyond_sql(self, event: Event) -> bool:
-        """The parts SQL does not run: labels, related resources, any resource."""
+        """The parts SQL does not run: labels, related resources, any resource, text."""
         resource = self.resource
         if resource is not None and resource.labels and not resource.matches(event.resource):
+            return False
+        if self.text is not None and not self.text.includes(event):
             return False
         return all(f.includes(event) for f in self.related_filters) and all(
             f.includes(event) for f in self.any_resource_filters

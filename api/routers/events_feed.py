@@ -20,7 +20,7 @@ import binascii
 import contextlib
 import json
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -305,7 +305,7 @@ async def stream_events_out(websocket: WebSocket) -> None:
         await _close(websocket, 1011, "no events store")
         return
     occurred = event_filter.occurred
-    occurred.since = max(occurred.since, occurred.until - BACKFILL_SPAN)
+    occurred.since = max(occurred.since, datetime.now(UTC) - BACKFILL_SPAN)
     # Live: whatever arrives from now on, whatever its `until` said.
     live = event_filter.model_copy(
         update={"occurred": occurred.model_copy(update={"until": END_OF_INSTANTS})}
