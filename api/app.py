@@ -18,11 +18,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporal_automations.api import openapi
 from temporal_automations.api.deps import require_api_key
 from temporal_automations.api.edge import TooLargeAsJson
+from temporal_automations.api.events_store import EventsStore
 from temporal_automations.api.page import router as page
-from temporal_automations.api.routers import automations, events, health
+from temporal_automations.api.routers import automations, events, events_feed, health
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.api.store import AutomationNotFound, AutomationStore
-from temporal_automations.settings import Settings, get_settings
+from temporal_automations.settings import Settings, events_store_url, get_settings
 from temporal_automations.temporal import connect, ensure_search_attributes
 
 log = logging.getLogger("automations.api")
@@ -40,7 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store.on_change(lambda: router.reindex(store.all()))
         await store.load()
         app.state.client, app.state.store, app.state.router = client, store, router
-        yield
+        app.state.events_store = await _start_events_store(settings)
+        try:
+            yield
+        finally:
+            if app.state.events_store is not None:
+                await app.state.events_store.close()
 
     app = FastAPI(
         title="temporal-automations",
@@ -67,6 +73,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=protected,
         max_body_size=settings.max_request_bytes,
     )
+    app.include_router(
+        events_feed.router,
+        prefix="/api",
+        dependencies=protected,
+        max_body_size=settings.max_definition_bytes,
+    )
+    app.include_router(events_feed.sockets, prefix="/api")  # authenticated in their handshake
     app.include_router(page.router)
 
     @app.exception_handler(HTTPException)
@@ -100,6 +113,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     return app
+
+
+async def _start_events_store(settings: Settings) -> EventsStore | None:
+    url = events_store_url(settings)
+    if url is None:
+        return None
+    store = EventsStore(url, settings.events_retention)
+    await store.start()
+    return store
 
 
 # What Temporal refuses because of the request itself is the client's error (4xx); the rest

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from temporal_automations.api.events_store import EventsStore
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.api.store import AutomationStore
 from temporal_automations.settings import Settings
@@ -24,9 +25,14 @@ def get_router(request: Request) -> EventRouter:
     return request.app.state.router
 
 
+def get_events_store(request: Request) -> EventsStore | None:
+    return getattr(request.app.state, "events_store", None)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[AutomationStore, Depends(get_store)]
 RouterDep = Annotated[EventRouter, Depends(get_router)]
+EventsStoreDep = Annotated[EventsStore | None, Depends(get_events_store)]
 
 
 def require_api_key(request: Request, settings: SettingsDep) -> None:

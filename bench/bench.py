@@ -195,7 +195,7 @@ async def bench_ingest(
             "trigger": {
                 "posture": "Reactive",
                 "expect": ["bench.ingest.counted"],
-                "threshold": 10**9,
+                "threshold": 100_000,
                 "within": 3600,
             },
             "actions": [{"type": "do-nothing"}],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -97,6 +98,22 @@ class Settings(BaseSettings):
         2.0, description="How long /api/health waits for a worker to answer its probe (seconds)"
     )
 
+    events_store_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL of the events store (the feed, backtests), e.g. "
+        "postgresql+asyncpg://user:pass@host/db. Unset: SQLite, events.db in DATA_DIR. "
+        "'none': no store (the feed is empty, ingest is unchanged)",
+    )
+    data_dir: Path | None = Field(
+        None,
+        description="Where local files live (default: $XDG_DATA_HOME/temporal-automations, "
+        "else ~/.local/share/temporal-automations)",
+    )
+    events_retention: timedelta = Field(
+        timedelta(days=7),
+        description="How long the events store keeps events, by occurred time (seconds)",
+    )
+
     max_event_bytes: int = 1_500_000
     max_request_bytes: int = Field(
         16_000_000, description="Largest body POST /api/events takes (refused while it streams)"
@@ -137,6 +154,8 @@ class Settings(BaseSettings):
         "target_temporal_tls_key",
         "target_temporal_tls_ca",
         "target_temporal_tls_server_name",
+        "events_store_url",
+        "data_dir",
         mode="before",
     )
     @classmethod
@@ -145,6 +164,7 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @field_validator("sticky_queue_timeout", "workflow_task_timeout", mode="before")
+    @field_validator("sticky_queue_timeout", "events_retention", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         # STICKY_QUEUE_TIMEOUT=1.5 means seconds; pydantic alone reads only ISO 8601 ("PT1.5S").
@@ -202,6 +222,20 @@ class TemporalConnection(BaseModel):
     @property
     def uses_tls(self) -> bool:
         return bool(self.tls or self.api_key or self.tls_cert or self.tls_ca)
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "temporal-automations"
+
+
+def events_store_url(settings: Settings) -> str | None:
+    """The events store's URL: the setting, else SQLite in the data folder; None: no store."""
+    url = settings.events_store_url
+    if url is not None:
+        return None if url.lower() == "none" else url
+    data_dir = settings.data_dir or default_data_dir()
+    return f"sqlite+aiosqlite:///{data_dir / 'events.db'}"
 
 
 def secret_box(settings: Settings) -> SecretBox | None:

@@ -193,6 +193,7 @@ def running_stack(
         # Sealed secrets, as `automations dev` does: the API seals, the worker opens.
         "SECRETS_KEY": SecretBox.new_key(),
         "TEMPORAL_UI_URL": "",
+        "DATA_DIR": str(logs),  # the events store (SQLite) beside the logs
         **(extra_env or {}),
     }
     if api_key:

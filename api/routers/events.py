@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from temporal_automations.api.batches import validated_events
-from temporal_automations.api.deps import RouterDep, SettingsDep
+from temporal_automations.api.deps import EventsStoreDep, RouterDep, SettingsDep
 from temporal_automations.api.openapi import EVENTS_SCHEMA, responses
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -20,7 +20,10 @@ router = APIRouter(prefix="/events", tags=["events"])
     },
 )
 async def ingest_events(
-    request: Request, settings: SettingsDep, events_router: RouterDep
+    request: Request,
+    settings: SettingsDep,
+    events_router: RouterDep,
+    events_store: EventsStoreDep,
 ) -> Response:
     """A JSON list of events. 204 means every interested automation has accepted them;
     422 means none of them was taken (the detail names what was refused, and where); 413 means
@@ -35,4 +38,6 @@ async def ingest_events(
         )
     events = await validated_events(body, settings.max_event_bytes)
     await events_router.route(events, len(body))
+    if events_store is not None:  # a copy for the feed, once accepted; never waited for
+        events_store.record(events)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

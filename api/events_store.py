@@ -1,0 +1,558 @@
+"""The events store: what the API accepted, kept for the feed, test-fire and backtests.
+
+Not a second source of truth. An event is accepted once the automations that care have it
+(Temporal); the store gets a copy afterwards, off the request's path:
+
+- `record()` only appends to an in-memory queue (bounded) and tells live subscribers; a writer
+  task inserts the queue in batches, so the ingest path never waits for the database;
+- when the database is down, or the queue is full, events are still accepted and evaluated;
+  what could not be written is remembered as a *gap* (when, how many, why), which the feed
+  reports, so a reader knows the feed is incomplete rather than trusting it;
+- a retention task deletes events that occurred longer ago than the retention setting.
+
+One async SQLAlchemy layer for SQLite (the default, a file in the data folder) and PostgreSQL.
+Instants are stored as integer microseconds since the epoch (UTC): the same type, comparisons
+and arithmetic on both databases. The whole event is kept as JSON; name, resource id and
+occurred are columns with indexes, which every read filters on first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import Select
+
+from temporal_automations.domain.events import RESOURCE_ID, Event
+
+log = logging.getLogger("automations.events_store")
+
+MAX_QUEUED = 200_000  # events waiting to be written; past this they are a gap, not memory
+WRITE_BATCH = 2_000  # rows per INSERT statement
+RETRY_AFTER = 2.0  # seconds between two tries while the database is down
+MAX_GAPS = 100
+MAX_SUBSCRIBER_QUEUE = 10_000  # a live reader this far behind is disconnected
+PURGE_EVERY = timedelta(minutes=10)
+
+metadata = MetaData()
+events_table = Table(
+    "events",
+    metadata,
+    # An integer key in arrival order: inserts append to the table's B-tree. The event id has
+    # its own unique index (dedupe, look-ups); a random UUID as the table's key cost twice as
+    # much per insert. Resource ids have no index of their own (measured: it was the dearest,
+    # random strings): reads by resource filter within the occurred range.
+    Column(
+        "seq",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("id", String(36), nullable=False),
+    Column("occurred", BigInteger, nullable=False),  # microseconds since the epoch, UTC
+    Column("received", BigInteger, nullable=False),
+    Column("event", String(1024), nullable=False),
+    Column("resource_id", String(4096), nullable=False),
+    Column("data", Text, nullable=False),  # the event as JSON
+    Index("events_id", "id", unique=True),
+    Index("events_occurred", "occurred"),
+    Index("events_event_occurred", "event", "occurred"),
+)
+_INSERT = {
+    # The same event delivered twice is stored once. Plain driver SQL with tuples: the
+    # SQLAlchemy statement compiled per row cost more than the database's own work.
+    "sqlite": "INSERT INTO events (id, occurred, received, event, resource_id, data) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    "postgresql": "INSERT INTO events (id, occurred, received, event, resource_id, data) "
+    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(instant: datetime) -> int:
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    return (instant - _EPOCH) // timedelta(microseconds=1)
+
+
+def _fast_micros(instant: datetime) -> int:
+    """to_micros for the write path: a quarter of its cost; exact for years 1970–2999 (a
+    double holds their microseconds within 0.5, and `round` takes the nearest)."""
+    return round(instant.timestamp() * 1_000_000)
+
+
+def from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+class StoreUnavailable(RuntimeError):
+    """The events store could not answer a read (not configured, or its database is down)."""
+
+
+@dataclass
+class Gap:
+    """Events accepted but not written: the feed is incomplete between `start` and `end`."""
+
+    start: datetime
+    end: datetime
+    events: int
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "events": self.events,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class StoredQuery:
+    """What SQL can filter on; the rest (labels, related resources) is `matches`, in Python."""
+
+    since: datetime
+    until: datetime
+    names: list[str] | None = None
+    name_prefixes: list[str] | None = None
+    exclude_names: list[str] | None = None
+    exclude_prefixes: list[str] | None = None
+    resource_ids: list[str] | None = None
+    resource_prefixes: list[str] | None = None
+    ids: list[str] | None = None
+    descending: bool = True
+    matches: Callable[[Event], bool] | None = None
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """A live reader (the `/api/events/out` websocket): gets each recorded event it wants."""
+
+    wants: Callable[[Event], bool]
+    queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
+    dropped: bool = False
+
+
+class EventsStore:
+    def __init__(self, url: str, retention: timedelta) -> None:
+        self.url = url
+        self.retention = retention
+        self.engine: AsyncEngine = _engine(url)
+        self.dialect = self.engine.dialect.name
+        self._queue: deque[tuple[list[Event], int]] = deque()
+        self._queued = 0
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribers: set[Subscriber] = set()
+        self.gaps: deque[Gap] = deque(maxlen=MAX_GAPS)
+        self.healthy = False
+        self.last_error: str | None = None
+        self.written = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Create the table if needed and start the writer and retention tasks. A database
+        that is down now is not fatal: the writer keeps trying, and gaps are recorded."""
+        if self.dialect == "sqlite":
+            path = self.engine.url.database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await self._create()
+        except Exception as error:
+            self._down(error)
+        self._tasks = [
+            asyncio.create_task(self._write_forever(), name="events-store-writer"),
+            asyncio.create_task(self._purge_forever(), name="events-store-retention"),
+        ]
+
+    async def _create(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        self.healthy = True
+
+    async def close(self) -> None:
+        """Write what is queued (briefly), stop the tasks, end live streams."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flushed(), timeout=5)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for subscriber in list(self._subscribers):
+            subscriber.queue.put_nowait(None)
+        self._record_gap_for_queue("the API stopped before these were written")
+        await self.engine.dispose()
+
+    # ------------------------------------------------------------------ writing
+
+    def record(self, events: Sequence[Event], received: datetime | None = None) -> None:
+        """Queue accepted events for writing and hand them to live subscribers. Never blocks,
+        never raises: the store must not cost the ingest path its events."""
+        if not events:
+            return
+        received_at = to_micros(received or datetime.now(UTC))
+        if self._queued + len(events) > MAX_QUEUED:
+            self._add_gap(list(events), "the events store fell too far behind")
+        else:
+            self._queue.append((list(events), received_at))
+            self._queued += len(events)
+            self._idle.clear()
+            self._wakeup.set()
+        if self._subscribers:
+            self._publish(events)
+
+    async def flushed(self) -> None:
+        """Until everything recorded so far is written (or became a gap)."""
+        await self._idle.wait()
+
+    async def _write_forever(self) -> None:
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch, received = self._take_batch()
+            try:
+                if not self.healthy:
+                    await self._create()
+                await self._insert(batch, received)
+                self.written += len(batch)
+                if self.last_error is not None:
+                    log.info("the events store is writing again")
+                self.last_error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self._down(error)
+                self._add_gap(batch, f"the events store's database failed: {_short(error)}")
+                # Whatever piles up while it is down becomes a gap too: the queue must not
+                # grow without bound, and old events written late would only confuse.
+                self._record_gap_for_queue(f"the events store's database failed: {_short(error)}")
+                await asyncio.sleep(RETRY_AFTER)
+
+    def _take_batch(self) -> tuple[list[Event], list[int]]:
+        batch: list[Event] = []
+        received: list[int] = []
+        while self._queue and len(batch) < WRITE_BATCH:
+            events, at = self._queue.popleft()
+            self._queued -= len(events)
+            batch += events
+            received += [at] * len(events)
+        return batch, received
+
+    async def _insert(self, batch: list[Event], received: list[int]) -> None:
+        # Serialized in pydantic-core (Rust), one JSON string per row.
+        rows = [
+            (
+                str(event.id),
+                _fast_micros(event.occurred),
+                at,
+                event.event,
+                event.resource.get(RESOURCE_ID, ""),
+                event.model_dump_json(),
+            )
+            for event, at in zip(batch, received, strict=True)
+        ]
+        async with self.engine.begin() as connection:
+            await connection.exec_driver_sql(_INSERT[self.dialect], rows)
+
+    def _down(self, error: BaseException) -> None:
+        if self.last_error is None:
+            log.warning("the events store is not writing: %s", _short(error))
+        self.healthy = False
+        self.last_error = _short(error)
+
+    def _record_gap_for_queue(self, reason: str) -> None:
+        while self._queue:
+            events, _ = self._queue.popleft()
+            self._queued -= len(events)
+            self._add_gap(events, reason)
+        self._idle.set()
+
+    def _add_gap(self, events: list[Event], reason: str) -> None:
+        if not events:
+            return
+        start = min(e.occurred for e in events)
+        end = max(e.occurred for e in events)
+        last = self.gaps[-1] if self.gaps else None
+        if last is not None and last.reason == reason:
+            last.start, last.end = min(last.start, start), max(last.end, end)
+            last.events += len(events)
+        else:
+            self.gaps.append(Gap(start=start, end=end, events=len(events), reason=reason))
+
+    def gaps_between(self, since: datetime, until: datetime) -> list[Gap]:
+        return [gap for gap in self.gaps if gap.start <= until and gap.end >= since]
+
+    # ------------------------------------------------------------------ retention
+
+    async def _purge_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(PURGE_EVERY, self.retention / 10).total_seconds())
+            with contextlib.suppress(Exception):
+                await self.purge()
+
+    async def purge(self, now: datetime | None = None) -> int:
+        """Delete events that occurred before `now - retention`; returns how many."""
+        horizon = to_micros((now or datetime.now(UTC)) - self.retention)
+        try:
+            async with self.engine.begin() as connection:
+                result = await connection.execute(
+                    delete(events_table).where(events_table.c.occurred < horizon)
+                )
+        except Exception as error:
+            self._down(error)
+            raise StoreUnavailable(_short(error)) from error
+        return int(result.rowcount or 0)
+
+    # ------------------------------------------------------------------ reading
+
+    def _where(self, query: StoredQuery, statement: Select[Any]) -> Select[Any]:
+        table = events_table.c
+        statement = statement.where(
+            table.occurred >= to_micros(query.since), table.occurred <= to_micros(query.until)
+        )
+        if query.ids is not None:
+            statement = statement.where(table.id.in_(query.ids))
+        if query.names is not None:
+            statement = statement.where(table.event.in_(query.names))
+        if query.name_prefixes is not None:
+            statement = statement.where(_prefixed(table.event, query.name_prefixes))
+        if query.exclude_names:
+            statement = statement.where(table.event.not_in(query.exclude_names))
+        for prefix in query.exclude_prefixes or []:
+            statement = statement.where(~table.event.startswith(prefix, autoescape=True))
+        if query.resource_ids is not None:
+            statement = statement.where(table.resource_id.in_(query.resource_ids))
+        if query.resource_prefixes is not None:
+            statement = statement.where(_prefixed(table.resource_id, query.resource_prefixes))
+        return statement
+
+    async def read(
+        self, query: StoredQuery, limit: int, offset: int = 0, scan_cap: int = 100_000
+    ) -> tuple[list[Event], int, bool]:
+        """Matching events in `occurred` order (ties by id), the `limit` after `offset`; also
+        the total that match, and whether a Python-side filter stopped at `scan_cap` rows."""
+        order = (
+            (events_table.c.occurred.desc(), events_table.c.id.desc())
+            if query.descending
+            else (events_table.c.occurred.asc(), events_table.c.id.asc())
+        )
+        try:
+            async with self.engine.connect() as connection:
+                if query.matches is None:
+                    total = (
+                        await connection.execute(
+                            self._where(query, select(func.count()).select_from(events_table))
+                        )
+                    ).scalar_one()
+                    rows = await connection.execute(
+                        self._where(query, select(events_table.c.data, events_table.c.received))
+                        .order_by(*order)
+                        .offset(offset)
+                        .limit(limit)
+                    )
+                    return [_loaded(row) for row in rows], int(total), False
+                matched: list[Event] = []
+                total = 0
+                scanned = 0
+                capped = False
+                stream = await connection.stream(
+                    self._where(query, select(events_table.c.data, events_table.c.received))
+                    .order_by(*order)
+                    .execution_options(yield_per=1_000)
+                )
+                async for row in stream:
+                    scanned += 1
+                    if scanned > scan_cap:
+                        capped = True
+                        break
+                    event = _loaded(row)
+                    if not query.matches(event):
+                        continue
+                    if offset <= total < offset + limit:
+                        matched.append(event)
+                    total += 1
+                await stream.close()
+                return matched, total, capped
+        except Exception as error:
+            self._down(error)
+            raise StoreUnavailable(_short(error)) from error
+
+    async def events(self, query: StoredQuery, cap: int) -> tuple[list[Event], bool]:
+        """Up to `cap` matching events in the query's order, and whether the cap was hit."""
+        events, _, capped = await self.read(query, limit=cap + 1, scan_cap=10 * cap + 1)
+        if len(events) > cap:
+            return events[:cap], True
+        return events, capped
+
+    async def count_by(
+        self, query: StoredQuery, countable: str, bucket: timedelta | None = None
+    ) -> list[tuple[str, int, int, int]]:
+        """Counts of matching events by `day` (or `bucket`), `event` or `resource`: rows of
+        (value, count, first occurred, last occurred) in micros. Label filters are applied
+        in Python (bounded scan)."""
+        try:
+            async with self.engine.connect() as connection:
+                if query.matches is not None:
+                    return await self._count_in_python(connection, query, countable, bucket)
+                table = events_table.c
+                if countable == "day":
+                    size = to_micros(_EPOCH + (bucket or timedelta(days=1)))
+                    start = to_micros(query.since)
+                    key = ((table.occurred - start) // size).label("value")
+                else:
+                    key = (table.event if countable == "event" else table.resource_id).label(
+                        "value"
+                    )
+                statement = self._where(
+                    query,
+                    select(key, func.count(), func.min(table.occurred), func.max(table.occurred)),
+                ).group_by(key)
+                rows = await connection.execute(statement)
+                return [(str(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
+        except Exception as error:
+            self._down(error)
+            raise StoreUnavailable(_short(error)) from error
+
+    async def _count_in_python(
+        self, connection: Any, query: StoredQuery, countable: str, bucket: timedelta | None
+    ) -> list[tuple[str, int, int, int]]:
+        counts: dict[str, list[int]] = {}
+        size = to_micros(_EPOCH + (bucket or timedelta(days=1)))
+        start = to_micros(query.since)
+        stream = await connection.stream(
+            self._where(query, select(events_table.c.data)).execution_options(yield_per=1_000)
+        )
+        scanned = 0
+        async for row in stream:
+            scanned += 1
+            if scanned > 100_000:
+                break
+            event = Event.model_validate_json(row[0])
+            assert query.matches is not None
+            if not query.matches(event):
+                continue
+            occurred = to_micros(event.occurred)
+            if countable == "day":
+                value = str((occurred - start) // size)
+            elif countable == "event":
+                value = event.event
+            else:
+                value = event.resource_id
+            entry = counts.setdefault(value, [0, occurred, occurred])
+            entry[0] += 1
+            entry[1], entry[2] = min(entry[1], occurred), max(entry[2], occurred)
+        await stream.close()
+        return [(value, c, first, last) for value, (c, first, last) in counts.items()]
+
+    # ------------------------------------------------------------------ live
+
+    def subscribe(self, wants: Callable[[Event], bool]) -> Subscriber:
+        subscriber = Subscriber(wants=wants)
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    def _publish(self, events: Iterable[Event]) -> None:
+        for subscriber in list(self._subscribers):
+            for event in events:
+                try:
+                    wanted = subscriber.wants(event)
+                except Exception:
+                    wanted = False
+                if not wanted:
+                    continue
+                if subscriber.queue.qsize() >= MAX_SUBSCRIBER_QUEUE:
+                    # A reader this slow would hold memory without end: it is cut off, and
+                    # told so; it can reconnect and backfill from the store.
+                    subscriber.dropped = True
+                    self._subscribers.discard(subscriber)
+                    subscriber.queue.put_nowait(None)
+                    break
+                subscriber.queue.put_nowait(event)
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "backend": self.dialect,
+            "healthy": self.healthy,
+            "last_error": self.last_error,
+            "retention_seconds": self.retention.total_seconds(),
+            "queued": self._queued,
+            "written": self.written,
+            "gaps": [gap.as_json() for gap in self.gaps],
+        }
+
+
+def _engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite") and (url.endswith(":memory:") or url.endswith("://")):
+        # One connection shared, or each would see its own empty database.
+        return create_async_engine(
+            url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @sqlalchemy_event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(connection: Any, record: Any) -> None:
+            # WAL: readers do not block the writer. synchronous=NORMAL: no fsync per commit;
+            # a power loss may lose the last moments of a copy that is not the source of truth.
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _prefixed(column: Any, prefixes: list[str]) -> Any:
+    return or_(*(column.startswith(p, autoescape=True) for p in prefixes)) if prefixes else false()
+
+
+def _loaded(row: Any) -> Event:
+    """An event read back, with the time the API received it (Prefect's `received`)."""
+    event = Event.model_validate_json(row[0])
+    if event.received is None:
+        event = event.model_copy(update={"received": from_micros(row[1])})
+    return event
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:300]
