@@ -45,7 +45,8 @@ HOLD_FOR_LEADER = timedelta(minutes=15)
 REMEMBER_SEEN_FOR = timedelta(hours=1)
 # Prefect's expired-bucket buffer: an ended window keeps counting late events this long.
 GRACE = timedelta(seconds=60)
-# How long a lagging source may hold a proactive deadline back (its report is valid this long).
+# How long a lagging source may hold a proactive deadline back; a lag report not renewed within
+# twice this is stale (a bridge that died stops holding deadlines).
 MAX_LAG = timedelta(minutes=5)
 MAX_SEEN = 10_000
 MAX_TRIGGERED = 10_000
@@ -253,8 +254,9 @@ class _EventNode:
         firings: list[Firing] = []
 
         bucket = buckets.get(key)
-        if bucket is not None and occurred >= bucket.end and bucket.end <= clock.time:
-            firings += self._settle(key, bucket, clock)  # its deadline passed: decided now
+        while bucket is not None and occurred >= bucket.end and bucket.end <= clock.time:
+            # Its deadline passed: decided now (each settle moves the window past the last).
+            firings += self._settle(key, bucket, clock)
             bucket = buckets.get(key)
         if bucket is not None and occurred >= bucket.end:
             # Beyond a window whose deadline the events clock has not reached: it waits for
@@ -340,7 +342,11 @@ class _EventNode:
                     labels=bucket.labels, start=bucket.end, end=bucket.end + trigger.window
                 )
             return firings  # silent: fired once, forgotten until heard from again
-        start = max(bucket.end, clock.time)
+        # Contiguous windows (a clock released by a lagging source settles each in turn),
+        # unless the clock is far past (a worker down for hours): then one firing for the
+        # silence, and the next window from now.
+        far = bucket.end + max(trigger.window, MAX_LAG)
+        start = bucket.end if clock.time <= far else clock.time
         self.state.buckets[key] = Bucket(labels={}, start=start, end=start + trigger.window)
         return firings
 
@@ -575,7 +581,7 @@ class TriggerEvaluator:
         state = self.state
         if not state.lag_seconds or state.lag_reported is None:
             return timedelta(0), False
-        if now - state.lag_reported > self.max_lag:  # the report went stale
+        if now - state.lag_reported >= 2 * self.max_lag:  # the report went stale
             return timedelta(0), False
         lag = timedelta(seconds=state.lag_seconds)
         return min(lag, self.max_lag), lag > self.max_lag
@@ -639,7 +645,7 @@ class TriggerEvaluator:
             if state.lag_seconds and state.lag_reported is not None:
                 held_back = window + min(timedelta(seconds=state.lag_seconds), self.max_lag)
                 # ... but not past the moment the report goes stale.
-                window = max(window, min(held_back, state.lag_reported + self.max_lag))
+                window = max(window, min(held_back, state.lag_reported + 2 * self.max_lag))
             deadlines.append(window)
         return min(deadlines, default=None)
 

@@ -352,12 +352,21 @@ def test_proactive_without_after_fires_again_every_within_while_silence_lasts() 
         assert (firing.window_start, firing.window_end) == (at(60 * (n - 1)), at(60 * n))
 
 
-def test_proactive_without_after_next_window_starts_at_now_when_advance_is_late() -> None:
+def test_proactive_without_after_windows_stay_contiguous_when_advance_is_a_little_late() -> None:
+    # (a clock released by a lagging source settles each window in turn)
     e = evaluator(posture="Proactive", expect=["beat"], within=60)
     e.start(at(0))
     assert len(e.advance(at(100))) == 1
-    assert window(only_bucket(e)) == (at(100), at(160), 0)
-    assert e.next_deadline() == at(160)
+    assert window(only_bucket(e)) == (at(60), at(120), 0)
+    assert e.next_deadline() == at(120)
+
+
+def test_proactive_without_after_next_window_starts_at_now_when_advance_is_far_late() -> None:
+    # a worker down for an hour: one firing for the silence, then windows from now
+    e = evaluator(posture="Proactive", expect=["beat"], within=60)
+    e.start(at(0))
+    assert len(e.advance(at(3600))) == 1
+    assert window(only_bucket(e)) == (at(3600), at(3660), 0)
 
 
 def test_proactive_without_after_keeps_watching_after_a_window_that_met_the_threshold() -> None:
