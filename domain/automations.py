@@ -13,9 +13,9 @@ Evolving them (every running automation must keep replaying):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from enum import StrEnum
-from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
@@ -172,10 +172,15 @@ class CompositeTrigger(Stored):
         return any(leaf.covers(event) for leaf in self.leaves())
 
     def depth(self) -> int:
-        return 1 + max(
-            (child.depth() if isinstance(child, CompositeTrigger) else 0)
-            for child in self.triggers
-        ) if self.triggers else 1
+        return (
+            1
+            + max(
+                (child.depth() if isinstance(child, CompositeTrigger) else 0)
+                for child in self.triggers
+            )
+            if self.triggers
+            else 1
+        )
 
 
 class CompoundTrigger(CompositeTrigger):

@@ -390,9 +390,7 @@ class _EventNode:
         while len(self.state.triggered) > MAX_TRIGGERED:
             del self.state.triggered[next(iter(self.state.triggered))]
 
-    def _resolve(
-        self, key: str, occurred: datetime, event: Event | None, clock: _Clock
-    ) -> Firing:
+    def _resolve(self, key: str, occurred: datetime, event: Event | None, clock: _Clock) -> Firing:
         labels = self.state.triggered.pop(key)
         return Firing(
             state="resolved",

@@ -26,7 +26,7 @@ from tests.domain.builders import event, related, trigger
         # * any run of characters, including none and dots
         ("prefect.flow-run.*", "prefect.flow-run.abc", True),
         ("prefect.flow-run.*", "prefect.flow-run.", True),
-                ("*", "", True),
+        ("*", "", True),
         ("*", "anything at all", True),
         ("prefect.flow-run.*", "prefect.deployment.abc", False),
         # Prefect knows only a trailing * and a leading !: ?, [..] and an inner * are literal

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from temporal_automations.domain.evaluation import (
     HOLD_FOR_LEADER,
     PRECEDING_WINDOW,
