@@ -254,9 +254,15 @@ class _EventNode:
         firings: list[Firing] = []
 
         bucket = buckets.get(key)
+        settled = False
         while bucket is not None and occurred >= bucket.end and bucket.end <= clock.time:
             # Its deadline passed: decided now (each settle moves the window past the last).
             firings += self._settle(key, bucket, clock)
+            bucket = buckets.get(key)
+            settled = True
+        if settled and self.state.parked:
+            # Events that waited for that decision occurred before this one: they go first.
+            firings += self._release_parked(clock)
             bucket = buckets.get(key)
         if bucket is not None and occurred >= bucket.end:
             # Beyond a window whose deadline the events clock has not reached: it waits for
@@ -309,9 +315,15 @@ class _EventNode:
                 self.state.buckets.pop(key, None)
                 self.problems.append(f"window {key} dropped: {error}")
         if self.state.parked and not self.reactive:
-            parked, self.state.parked = self.state.parked, []
-            for event in parked:
-                firings += self._proactive(event, clock)
+            firings += self._release_parked(clock)
+        return firings
+
+    def _release_parked(self, clock: _Clock) -> list[Firing]:
+        """Evaluate, in event time, the events that waited for a window's decision."""
+        parked, self.state.parked = self.state.parked, []
+        firings: list[Firing] = []
+        for event in sorted(parked, key=lambda e: e.occurred):
+            firings += self._proactive(event, clock)
         return firings
 
     def _sweep_reactive(self, key: str, bucket: Bucket, clock: _Clock) -> list[Firing]:
