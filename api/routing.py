@@ -15,7 +15,6 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from uuid import UUID
 
 from temporalio.client import Client
@@ -24,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import MAX_PAYLOAD_DEPTH, Event, trim_payload
 from temporal_automations.domain.lifecycle import is_own_event
+from temporal_automations.domain.matching import is_name_pattern, name_pattern_matches
 from temporal_automations.temporal import workflow_id
 from temporal_automations.workflows.automation import AutomationWorkflow
 
@@ -48,11 +48,12 @@ class AutomationIndex:
                 self._add(automation)
 
     def _add(self, automation: Automation) -> None:
-        names = {*automation.trigger.after, *automation.trigger.expect}
+        # The names its trigger (every event trigger of a composite) listens to; none: all.
+        names = set(automation.trigger.names())
         if not names:
             self.any_name.append(automation)
         for name in names:
-            if any(char in name for char in "*?["):
+            if is_name_pattern(name):
                 self.by_pattern.append((name, automation))
             else:
                 self.by_name[name].append(automation)
@@ -61,7 +62,9 @@ class AutomationIndex:
         cached = self._name_cache.get(name)
         if cached is None:
             found = {a.id: a for a in self.by_name.get(name, [])}
-            found.update((a.id, a) for pattern, a in self.by_pattern if fnmatchcase(name, pattern))
+            found.update(
+                (a.id, a) for pattern, a in self.by_pattern if name_pattern_matches(pattern, name)
+            )
             found.update((a.id, a) for a in self.any_name)
             cached = list(found.values())
             if len(self._name_cache) >= NAME_CACHE_SIZE:

@@ -13,12 +13,21 @@ Evolving them (every running automation must keep replaying):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
 
 from temporal_automations.domain.events import RESOURCE_ID, Event, Labels
 from temporal_automations.domain.matching import (
@@ -97,14 +106,22 @@ class EventTrigger(Stored):
     def expects(self, name: str) -> bool:
         return not self.expect or name_matches(self.expect, name)
 
+    def names(self) -> list[str]:
+        """The event-name patterns this trigger listens to; empty means every name (an empty
+        `expect` expects every event, the `after` ones included)."""
+        return [*self.after, *self.expect] if self.expect else []
+
     def covers(self, event: Event) -> bool:
         """Is this event one the trigger looks at (by name, resource and related resources)?"""
-        names = [*self.after, *self.expect]
+        names = self.names()
         if names and not name_matches(names, event.event):
             return False
         return resource_matches(self.match, event.resource) and related_matches(
             self.match_related, event.related
         )
+
+    def leaves(self) -> Iterator[EventTrigger]:
+        yield self
 
     def bucket_labels(self, event: Event) -> Labels:
         """The `for_each` labels' values in this event ("" when missing), sorted by label."""
@@ -118,6 +135,93 @@ def _label_value(event: Event, label: str) -> str:
             return labels.get(name, "")
         return ""
     return event.resource.get(label, "")
+
+
+class CompositeTrigger(Stored):
+    """Prefect's `compound` and `sequence`: children (event triggers or composites) report
+    their firings here instead of acting; `within` seconds bounds how far apart they may be."""
+
+    id: UUID
+    triggers: list[Trigger] = Field(default_factory=list)
+    within: float | None = Field(default=None, description="seconds")
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _within_seconds(cls, value: Any) -> Any:
+        return _seconds(value)
+
+    def leaves(self) -> Iterator[EventTrigger]:
+        for child in self.triggers:
+            yield from child.leaves()
+
+    @property
+    def posture(self) -> Posture:
+        """Proactive only when every event trigger below is (the `prefect.posture` label)."""
+        if all(leaf.posture == Posture.Proactive for leaf in self.leaves()):
+            return Posture.Proactive
+        return Posture.Reactive
+
+    def names(self) -> list[str]:
+        names: list[str] = []
+        for leaf in self.leaves():
+            leaf_names = leaf.names()
+            if not leaf_names:
+                return []  # one child listens to every name
+            names += leaf_names
+        return names
+
+    def covers(self, event: Event) -> bool:
+        return any(leaf.covers(event) for leaf in self.leaves())
+
+    def depth(self) -> int:
+        return (
+            1
+            + max(
+                (child.depth() if isinstance(child, CompositeTrigger) else 0)
+                for child in self.triggers
+            )
+            if self.triggers
+            else 1
+        )
+
+
+class CompoundTrigger(CompositeTrigger):
+    """Fires when `require` of its children ("any", "all" or a number) have fired."""
+
+    type: Literal["compound"] = "compound"
+    require: int | Literal["any", "all"] = "all"
+
+    @property
+    def required(self) -> int:
+        if self.require == "any":
+            return 1
+        if self.require == "all":
+            return len(self.triggers)
+        return self.require
+
+
+class SequenceTrigger(CompositeTrigger):
+    """Fires when all its children have fired, in the listed order (by firing time)."""
+
+    type: Literal["sequence"] = "sequence"
+
+
+def _trigger_type(value: Any) -> str:
+    # Our clients have always been allowed to leave out `"type": "event"`.
+    if isinstance(value, dict):
+        return str(value.get("type", "event"))
+    return str(getattr(value, "type", "event"))
+
+
+Trigger = Annotated[
+    Annotated[EventTrigger, Tag("event")]
+    | Annotated[CompoundTrigger, Tag("compound")]
+    | Annotated[SequenceTrigger, Tag("sequence")],
+    Discriminator(_trigger_type),
+]
+CompositeTrigger.model_rebuild()
+CompoundTrigger.model_rebuild()
+SequenceTrigger.model_rebuild()
 
 
 # --------------------------------------------------------------------------- actions
@@ -444,7 +548,7 @@ class AutomationFields(Stored):
     description: str = ""
     enabled: bool = True
     tags: list[str] = Field(default_factory=list)
-    trigger: EventTrigger
+    trigger: Trigger
     actions: list[Action] = Field(default_factory=list)
     actions_on_trigger: list[Action] = Field(default_factory=list)
     actions_on_resolve: list[Action] = Field(default_factory=list)

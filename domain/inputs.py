@@ -15,7 +15,16 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from uuid import UUID, uuid4
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from temporal_automations.domain.automations import (
     PROACTIVE_MINIMUM_WITHIN,
@@ -24,6 +33,8 @@ from temporal_automations.domain.automations import (
     CallWebhook,
     CancelFlowRun,
     ChangeFlowRunState,
+    CompositeTrigger,
+    CompoundTrigger,
     DoNothing,
     EventTrigger,
     PauseAutomation,
@@ -38,6 +49,7 @@ from temporal_automations.domain.automations import (
     ResumeWorkQueue,
     RunDeployment,
     SendNotification,
+    SequenceTrigger,
     Source,
     SuspendFlowRun,
     TargetedAction,
@@ -50,6 +62,7 @@ from temporal_automations.domain.automations import (
     TemporalTerminateWorkflow,
     TemporalTriggerSchedule,
     TemporalUnpauseSchedule,
+    _trigger_type,
 )
 from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, EventIn
 
@@ -59,6 +72,10 @@ MAX_WITHIN_DAYS = 366
 MAX_WITHIN = timedelta(days=MAX_WITHIN_DAYS).total_seconds()
 # Far beyond any real count of events in one window, far below what only a typo produces.
 MAX_THRESHOLD = 100_000
+# Composite triggers: children per composite, and how deep composites nest (a compound of
+# sequences of event triggers is depth 2).
+MAX_CHILDREN = 10
+MAX_COMPOSITE_DEPTH = 4
 MAX_SCHEDULE_AFTER = MAX_WITHIN
 MAX_URL = 2048
 
@@ -104,6 +121,67 @@ class EventTriggerInput(EventTrigger):
                 "for a Proactive trigger"
             )
         return within
+
+
+class _CompositeInput:
+    """What a composite adds at the edge: its children, bounded in number and depth."""
+
+    @field_validator("within", check_fields=False)
+    @classmethod
+    def _within_bounds(cls, within: float | None) -> float | None:
+        if within is not None and not (0 <= within <= MAX_WITHIN):
+            raise ValueError(f"within must be between 0 and {MAX_WITHIN:g} seconds")
+        return within
+
+    @model_validator(mode="after")
+    def _children(self) -> Any:
+        assert isinstance(self, CompositeTrigger)
+        if not self.triggers:
+            raise ValueError("a composite trigger needs at least one trigger")
+        if len(self.triggers) > MAX_CHILDREN:
+            raise ValueError(f"a composite trigger takes at most {MAX_CHILDREN} triggers")
+        if self.depth() > MAX_COMPOSITE_DEPTH:
+            raise ValueError(
+                f"composite triggers nest at most {MAX_COMPOSITE_DEPTH} deep; "
+                f"this one nests {self.depth()}"
+            )
+        return self
+
+
+class CompoundTriggerInput(_CompositeInput, CompoundTrigger):
+    model_config = FORBID
+
+    id: UUID = Field(default_factory=uuid4)
+    triggers: list[TriggerInput] = Field(default_factory=list)  # type: ignore[assignment]
+    within: float | None = Field(default=None, allow_inf_nan=False)
+    _finite = field_validator("within", "require", mode="before")(_echoable)
+
+    @model_validator(mode="after")
+    def _require(self) -> CompoundTriggerInput:
+        if isinstance(self.require, int) and not 1 <= self.require <= len(self.triggers):
+            raise ValueError(
+                f"require must be 'any', 'all' or 1..{len(self.triggers)} (the number of triggers)"
+            )
+        return self
+
+
+class SequenceTriggerInput(_CompositeInput, SequenceTrigger):
+    model_config = FORBID
+
+    id: UUID = Field(default_factory=uuid4)
+    triggers: list[TriggerInput] = Field(default_factory=list)  # type: ignore[assignment]
+    within: float | None = Field(default=None, allow_inf_nan=False)
+    _finite = field_validator("within", mode="before")(_echoable)
+
+
+TriggerInput = Annotated[
+    Annotated[EventTriggerInput, Tag("event")]
+    | Annotated[CompoundTriggerInput, Tag("compound")]
+    | Annotated[SequenceTriggerInput, Tag("sequence")],
+    Discriminator(_trigger_type),
+]
+CompoundTriggerInput.model_rebuild()
+SequenceTriggerInput.model_rebuild()
 
 
 # --------------------------------------------------------------------------- actions
@@ -368,7 +446,28 @@ class AutomationCore(AutomationFields):
     model_config = FORBID
 
     name: str = Field(min_length=1, max_length=200)
-    trigger: EventTriggerInput
+    trigger: TriggerInput  # type: ignore[assignment]
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _event_trigger_locations(cls, data: Any, handler: Any) -> Any:
+        """An event trigger's errors name `trigger.<field>`, as before composites came (the
+        page maps them onto its fields); a composite's name `trigger.<type>.…`."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            details: list[Any] = []
+            for detail in error.errors():
+                loc = tuple(detail["loc"])
+                if loc[:2] == ("trigger", "event"):
+                    loc = ("trigger", *loc[2:])
+                details.append({**detail, "loc": loc})
+            try:
+                raised = ValidationError.from_exception_data(error.title, details)
+            except Exception:  # an error type that cannot be rebuilt: keep the original
+                raise error from None
+            raise raised from None
+
     actions: list[ActionInput] = Field(default_factory=list)  # type: ignore[assignment]
     actions_on_trigger: list[ActionInput] = Field(default_factory=list)  # type: ignore[assignment]
     actions_on_resolve: list[ActionInput] = Field(default_factory=list)  # type: ignore[assignment]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -175,14 +176,64 @@ _environment.globals["range"] = _bounded_range
 _environment.filters["join"] = _bounded_join
 
 
+class TemplateDateTime(datetime):
+    """A datetime that prints as ISO 8601 (`2026-03-01T12:00:10Z`), as the JSON did, while
+    templates can still compare it, format it (`strftime`) or read `.year`."""
+
+    def __str__(self) -> str:
+        return self.isoformat().replace("+00:00", "Z")
+
+
+def _template_time(value: datetime | None) -> TemplateDateTime | None:
+    if value is None:
+        return None
+    return TemplateDateTime(
+        value.year, value.month, value.day, value.hour, value.minute, value.second,
+        value.microsecond, value.tzinfo,
+    )  # fmt: skip
+
+
 def event_context(event: Event | None) -> dict[str, Any]:
-    """The `event` a template sees: its JSON, with label dicts that know `.id`."""
+    """The `event` a template sees: its JSON, with label dicts that know `.id` and
+    `occurred` a datetime (as in Prefect's templates)."""
     if event is None:
         return {}
     data = event.model_dump(mode="json")
+    data["occurred"] = _template_time(event.occurred)
+    data["received"] = _template_time(event.received)
     data["resource"] = ResourceLabels(data["resource"])
     data["related"] = [ResourceLabels(labels) for labels in data["related"]]
     return data
+
+
+def resources_in_role(event: Event | None) -> dict[str, ResourceLabels]:
+    """`resource_in_role["deployment"]`: the first related resource with each role."""
+    roles: dict[str, ResourceLabels] = {}
+    for labels in event.related if event is not None else []:
+        role = labels.get(RESOURCE_ROLE)
+        if role and role not in roles:
+            roles[role] = ResourceLabels(labels)
+    return roles
+
+
+def firing_context(firing: Firing, firing_id: UUID | None = None) -> dict[str, Any]:
+    """One firing as templates see it: ours and Prefect's names (`triggered`,
+    `trigger_states`, `triggering_labels`, `triggering_event`)."""
+    return {
+        "id": str(firing_id) if firing_id is not None else None,
+        "state": firing.state,
+        "key": firing.key,
+        "path": firing.path,
+        "occurred": firing.occurred.isoformat(),
+        "triggered": _template_time(firing.occurred),
+        "trigger_states": ["Triggered" if firing.state == "triggered" else "Resolved"],
+        "triggering_labels": dict(firing.labels),
+        "triggering_event": event_context(firing.event) or None,
+        "window_start": firing.window_start.isoformat() if firing.window_start else None,
+        "window_end": firing.window_end.isoformat() if firing.window_end else None,
+        "count": firing.count,
+        "lag_seconds": firing.lag_seconds,
+    }
 
 
 def template_variables(template: str) -> set[str]:
@@ -234,18 +285,20 @@ def render(template: str, context: Mapping[str, Any]) -> str:
 
 
 def action_context(automation: Automation, firing: Firing, firing_id: UUID) -> dict[str, Any]:
-    """What an action's templates see: `automation`, `event`, `labels` and `firing`."""
+    """What an action's templates see: `automation`, `event`, `labels`, `firing`, `firings`
+    (a composite's children's firings; the firing itself otherwise), `events` (their
+    triggering events) and `resource_in_role`. `labels` are the triggering resource's labels
+    with the firing key's over them, so `labels["prefect.resource.id"]` names the resource
+    whether or not the trigger has a `for_each`."""
+    children = firing.firings or [firing]
+    labels = dict(firing.event.resource) if firing.event is not None else {}
+    labels.update(firing.labels)
     return {
         "automation": automation.without_secrets(),
         "event": event_context(firing.event),
-        "labels": dict(firing.labels),
-        "firing": {
-            "id": str(firing_id),
-            "state": firing.state,
-            "key": firing.key,
-            "occurred": firing.occurred.isoformat(),
-            "window_start": firing.window_start.isoformat() if firing.window_start else None,
-            "window_end": firing.window_end.isoformat() if firing.window_end else None,
-            "count": firing.count,
-        },
+        "labels": labels,
+        "firing": firing_context(firing, firing_id),
+        "firings": [firing_context(child) for child in children],
+        "events": [event_context(child.event) for child in children if child.event is not None],
+        "resource_in_role": resources_in_role(firing.event),
     }

@@ -163,8 +163,9 @@ class Settings(BaseSettings):
         # `API_KEY=` (as docker compose passes an unset variable) means no key, not "".
         return None if value == "" else value
 
-    @field_validator("sticky_queue_timeout", "workflow_task_timeout", mode="before")
-    @field_validator("sticky_queue_timeout", "events_retention", mode="before")
+    @field_validator(
+        "sticky_queue_timeout", "workflow_task_timeout", "events_retention", mode="before"
+    )
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         # STICKY_QUEUE_TIMEOUT=1.5 means seconds; pydantic alone reads only ISO 8601 ("PT1.5S").

@@ -38,7 +38,8 @@ with workflow.unsafe.imports_passed_through():
         ActionRequest,
         AutomationSummary,
     )
-    from temporal_automations.domain.automations import Automation
+    from temporal_automations.domain import evaluation_v1
+    from temporal_automations.domain.automations import Automation, CompositeTrigger
     from temporal_automations.domain.evaluation import Firing, TriggerEvaluator, TriggerState
     from temporal_automations.domain.events import Event
     from temporal_automations.domain.lifecycle import (
@@ -102,6 +103,9 @@ FORCE_CONTINUE_AT_BYTES_WITH_OVERFLOW = 30_000_000
 # workflow.patched ids: a change that alters the commands a running automation issues.
 MEMO_WHEN_IDLE = "memo-when-idle-or-every-5s"
 OVERFLOW_TO_CHILDREN = "overflow-to-children"
+# Trigger semantics version 2 (event time, domain/evaluation.py). A run that started without it
+# keeps version 1 (domain/evaluation_v1.py) until it continues as new; its state converts then.
+SEMANTICS_V2 = "semantics-v2-event-time"
 
 # An action's first attempts run as a local activity: in the worker, recorded in history as a
 # marker, with no server round trips (the dev server manages a few hundred activity round trips
@@ -197,6 +201,16 @@ class AutomationRun(BaseModel):
     packed_work: str | None = None
     # Overflow children holding work this automation has yet to pull back, oldest first.
     overflow: list[str] = Field(default_factory=list)
+    # The trigger semantics that wrote `state` (1: before event time); informational, the
+    # run decides its own version when it starts (SEMANTICS_V2).
+    semantics: int = 1
+
+
+class LagReport(BaseModel):
+    """A source of events (a bridge catching up) says how far behind its events arrive."""
+
+    source: str = "bridge"
+    lag_seconds: float
 
 
 class AutomationStatus(BaseModel):
@@ -216,6 +230,9 @@ class AutomationStatus(BaseModel):
     # False: the workflow was too busy to answer (its worker holds a workflow task while
     # actions run) and these are the counters of its memo, as of its last workflow task.
     live: bool = True
+    semantics: int = 1  # the trigger semantics this run evaluates with
+    # Each trigger's state (a composite lists its children): windows, keys, filled slots.
+    trigger_state: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- the workflow
@@ -227,7 +244,11 @@ class AutomationWorkflow:
     def __init__(self, run: AutomationRun) -> None:
         run = _unpacked(run)
         self.automation = run.automation
-        self.evaluator = TriggerEvaluator(run.automation.trigger, run.state)
+        # Decided once per run, at its start: a run recorded before semantics version 2
+        # replays with version 1; every run started since evaluates in event time.
+        self.semantics = 2 if workflow.patched(SEMANTICS_V2) else 1
+        self.fresh = run.state is None
+        self.evaluator = self._evaluator(run.automation, run.state)
         self.inbox: list[Event] = list(run.inbox)
         # Signals as they came, decoded a chunk at a time: a backlog of thousands of signals
         # arrives in ONE workflow task, and decoding it all there could take seconds.
@@ -264,7 +285,7 @@ class AutomationWorkflow:
     async def run(self, run: AutomationRun) -> None:
         self.memo_when_idle = workflow.patched(MEMO_WHEN_IDLE)
         self.overflow_to_children = workflow.patched(OVERFLOW_TO_CHILDREN)
-        if run.state is None and self.automation.enabled:
+        if self.fresh and self.automation.enabled:
             self.evaluator.start(workflow.now())
         while True:
             self._arm_timer()
@@ -332,13 +353,35 @@ class AutomationWorkflow:
                 self._record_error(f"event {index} of a batch skipped: {error!r}")
         return decoded
 
+    def _evaluator(
+        self, automation: Automation, state: TriggerState | None = None
+    ) -> TriggerEvaluator | evaluation_v1.TriggerEvaluator:
+        if self.semantics == 1 and isinstance(automation.trigger, CompositeTrigger):
+            # Version 1 never knew composites, so no history of it holds one: safe to switch.
+            self.semantics = 2
+        if self.semantics == 1:
+            old = (
+                None
+                if state is None
+                else evaluation_v1.TriggerState.model_validate(state.model_dump())
+            )
+            return evaluation_v1.TriggerEvaluator(automation.trigger, old)  # type: ignore[arg-type]
+        return TriggerEvaluator(automation.trigger, state)
+
+    @workflow.signal
+    def report_lag(self, report: LagReport) -> None:
+        """A source's lag: proactive deadlines wait for its events (up to MAX_LAG)."""
+        if isinstance(self.evaluator, TriggerEvaluator):
+            self.evaluator.report_lag(report.lag_seconds, workflow.now())
+            self.deadline_moved = True
+
     @workflow.update
     def replace(self, automation: Automation) -> Automation:
         """PUT: a new definition; the trigger starts again from nothing. A header value sent
         back as the mask keeps the secret it stands for."""
         automation = automation.keeping_secrets_of(self.automation)
         self.automation = automation
-        self.evaluator = TriggerEvaluator(automation.trigger)
+        self.evaluator = self._evaluator(automation)
         if automation.enabled:
             self.evaluator.start(workflow.now())
         self.deadline_moved = True
@@ -357,7 +400,7 @@ class AutomationWorkflow:
             self.automation = self.automation.model_copy(
                 update={"enabled": enabled, "updated": workflow.now()}
             )
-            self.evaluator = TriggerEvaluator(self.automation.trigger)
+            self.evaluator = self._evaluator(self.automation)
             if enabled:
                 self.evaluator.start(workflow.now())
             self.deadline_moved = True
@@ -379,6 +422,10 @@ class AutomationWorkflow:
             queued_firings=len(self.queue),
             running_firings=self.in_flight,
             overflow_chunks=len(self.overflow) + len(self.returned),
+            semantics=self.semantics,
+            trigger_state=(
+                self.evaluator.describe() if isinstance(self.evaluator, TriggerEvaluator) else None
+            ),
         )
 
     # ------------------------------------------------------------------ evaluation
@@ -922,9 +969,15 @@ class AutomationWorkflow:
         )
 
     def _carry(self) -> AutomationRun:
+        state = self.evaluator.state
         return AutomationRun(
             automation=self.automation,
-            state=self.evaluator.state,
+            state=(
+                state
+                if isinstance(state, TriggerState)
+                else TriggerState.model_validate(state.model_dump())
+            ),
+            semantics=self.semantics,
             inbox=self.inbox,
             queue=self.queue,
             outbox=self.outbox,

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from temporal_automations.domain.evaluation import HOLD_FOR_LEADER, Firing, TriggerEvaluator
+from temporal_automations.domain.evaluation import GRACE, HOLD_FOR_LEADER, Firing, TriggerEvaluator
 from temporal_automations.domain.events import Event
 from temporal_automations.domain.inputs import EventTriggerInput
 from tests.support import STUCK_TRIGGER, make_event
@@ -64,9 +64,10 @@ def test_reactive_within_zero_fires_on_every_event() -> None:
     assert e.state.triggered == {}  # nothing to resolve, nothing kept
 
 
-def test_threshold_zero_fires_on_the_opening_event() -> None:
+def test_threshold_zero_fires_on_the_first_expected_event_not_the_opening_one() -> None:
     e = evaluator(posture="Reactive", after=["start"], expect=["x"], threshold=0, within=60)
-    assert len(fired(e.receive([run_event("start", 0)], at(0)))) == 1
+    assert fired(e.receive([run_event("start", 0)], at(0))) == []
+    assert len(fired(e.receive([run_event("x", 1)], at(1)))) == 1
 
 
 def test_for_each_keeps_separate_buckets() -> None:
@@ -148,12 +149,12 @@ def test_stuck_run_that_completes_in_time_never_fires() -> None:
     assert e.advance(at(1800)) == [] and e.advance(at(3600)) == []
 
 
-def test_second_running_event_restarts_the_window() -> None:
+def test_second_running_event_does_not_restart_the_window() -> None:
     e = evaluator(**STUCK_TRIGGER)
     e.receive([run_event("prefect.flow-run.Running", 0)], at(0))
     e.receive([run_event("prefect.flow-run.Running", 1000)], at(1000))
-    assert e.advance(at(1800)) == []
-    assert len(e.advance(at(2800))) == 1
+    assert len(e.advance(at(1800))) == 1  # counted from the first Running
+    assert e.advance(at(2800)) == []
 
 
 def test_one_stuck_run_among_many() -> None:
@@ -213,9 +214,10 @@ def test_proactive_key_resolves_on_its_next_expected_event() -> None:
 def test_reactive_key_resolves_when_a_later_window_ends_below_threshold() -> None:
     e = evaluator(posture="Reactive", expect=["not-ready"], threshold=1, within=60)
     assert len(fired(e.receive([run_event("not-ready", 0)], at(0)))) == 1
-    assert e.next_deadline() == at(120)  # the window after the firing's
-    assert resolved(e.advance(at(119))) == []
-    assert len(resolved(e.advance(at(120)))) == 1
+    # the window after the firing's, [60, 120), is decided once its grace has passed
+    assert e.next_deadline() == at(120) + GRACE
+    assert resolved(e.advance(at(179))) == []
+    assert len(resolved(e.advance(at(180)))) == 1
 
 
 # --------------------------------------------------------------------------- dedupe and order

@@ -19,7 +19,8 @@ from tests.support import make_event
         ("prefect.flow-run.*", "prefect.flow-run.1", True),
         ("prefect.flow-run.*", "prefect.deployment.1", False),
         ("Prefect.*", "prefect.x", False),  # case-sensitive
-        ("run-?", "run-7", True),
+        ("run-?", "run-7", False),  # only a trailing * and a leading ! are special
+        ("run-?", "run-?", True),
         ("run-[ab]", "run-c", False),
         ("!prefect.flow-run.*", "prefect.deployment.1", True),
         ("!prefect.flow-run.*", "prefect.flow-run.1", False),

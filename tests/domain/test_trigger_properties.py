@@ -15,7 +15,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from temporal_automations.domain.evaluation import HOLD_FOR_LEADER, Firing, TriggerEvaluator
+from temporal_automations.domain.evaluation import (
+    HOLD_FOR_LEADER,
+    Firing,
+    TriggerEvaluator,
+    bucket_key,
+)
 from temporal_automations.domain.events import RESOURCE_ID, Event
 from tests.domain.builders import at, evaluator
 
@@ -257,7 +262,21 @@ def test_reactive_never_fires_twice_for_one_key_in_one_window(
     drive = drive_by_timer if by_timer else drive_by_polling
     firings = [f for f in drive(evaluator(**fields), timed, HORIZON) if f.state == "triggered"]
     windows = [(f.key, f.window_start, f.window_end) for f in firings]
-    assert len(windows) == len(set(windows))
+    if fields["after"]:
+        # Each `after` event opens its own window (Prefect too): two runs of windows with the
+        # same bounds are two `after` events at the same instant, never one window twice.
+        for window in set(windows):
+            key, start, _ = window
+            openers = [
+                spec
+                for spec in stream
+                if spec.name == "start"
+                and at(spec.occurred) == start
+                and (not fields["for_each"] or key == bucket_key({RESOURCE_ID: spec.resource}))
+            ]
+            assert windows.count(window) <= max(len(openers), 1)
+    else:
+        assert len(windows) == len(set(windows))
     if not fields["after"]:
         # and no event from a window that already fired makes its key fire again
         for n, later in enumerate(firings):
@@ -295,9 +314,12 @@ def check_deadline(e: TriggerEvaluator) -> None:
         assert deadline is None
     if deadline is not None:
         # nothing is due before the deadline: advancing to just before it does nothing
-        probe = TriggerEvaluator(e.trigger, e.state.model_copy(deep=True))
+        probe = TriggerEvaluator(e.trigger, e.state.model_copy(deep=True, update={"clock": None}))
         assert probe.advance(deadline - SECOND) == []
-        assert probe.state == e.state
+        # the events clock moves; nothing else does
+        assert probe.state.model_copy(update={"clock": None}) == e.state.model_copy(
+            update={"clock": None}
+        )
 
 
 @SETTINGS
