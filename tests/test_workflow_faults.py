@@ -14,7 +14,12 @@ from temporalio.client import Client
 
 from temporal_automations.domain.events import Event, EventIn
 from temporal_automations.domain.lifecycle import MAX_CHAIN_DEPTH, TRIGGERED
-from temporal_automations.workflows.automation import EVENTS_PER_TASK, RunLimits
+from temporal_automations.workflows.automation import (
+    EVENTS_PER_TASK,
+    FIRINGS_IN_FLIGHT,
+    FIRINGS_PER_TASK,
+    RunLimits,
+)
 from temporal_automations.workflows.overflow import OVERFLOW_WORKFLOW_TYPE
 from tests.support import Receiver, make_automation, make_event, webhook_action
 from tests.workflow_support import (
@@ -23,6 +28,7 @@ from tests.workflow_support import (
     current_run_id,
     deliver,
     lifecycle_names,
+    most_markers_per_task,
     run_histories,
     running_worker,
     status_when,
@@ -220,20 +226,25 @@ async def test_firings_caused_by_other_automations_have_a_smaller_budget(
 async def test_work_too_big_to_carry_waits_in_overflow_children_and_comes_back_once(
     eager_continue_as_new_client: Client, receiver: Receiver
 ) -> None:
-    """A backlog over what a run may carry (here made small: 150 KB) is not shed: the newest part
-    goes to overflow children, which hand it back chunk by chunk as the backlog runs low. Every
-    event is acted on once, no workflow task fails, and every overflow child ends."""
-    client, total = eager_continue_as_new_client, 6 * EVENTS_PER_TASK
+    """A backlog over what a run may carry (here made small: 150 KB, and each event carries
+    512 bytes that do not compress) is not shed: the newest part goes to overflow children,
+    which hand it back chunk by chunk as the backlog runs low. Every event is acted on once,
+    no workflow task fails, and every overflow child ends."""
+    client, total = eager_continue_as_new_client, 2 * EVENTS_PER_TASK
     automation = make_automation(EVERY_X, [webhook_action(receiver, "/each")])
-    limits = RunLimits(firings_per_minute=0, max_carry_bytes=150_000, overflow_chunk_items=200)
+    limits = RunLimits(firings_per_minute=0, max_carry_bytes=150_000, overflow_chunk_items=100)
     async with (
         running_worker(client, receiver) as task_queue,
         automation_workflow(client, task_queue, automation, limits) as handle,
     ):
         first_run = await current_run_id(client, handle)
-        backlog = events(total)
-        for start in range(0, total, EVENTS_PER_TASK):
-            await handle.signal("deliver", backlog[start : start + EVENTS_PER_TASK])
+        backlog = [
+            e.model_copy(
+                update={"payload": {"noise": "".join(uuid.uuid4().hex for _ in range(16))}}
+            )
+            for e in events(total)
+        ]
+        await handle.signal("deliver", backlog)
         status = await status_when(
             handle,
             lambda s: s.stats.firings == total and s.overflow_chunks == 0 and actions_done(s),
@@ -253,3 +264,30 @@ async def test_work_too_big_to_carry_waits_in_overflow_children_and_comes_back_o
         for child in children:
             result = await client.get_workflow_handle(child.id).result()
             assert result.endswith("items taken back"), result
+
+
+async def test_a_queue_of_firings_is_acted_on_across_bounded_workflow_tasks(
+    dev_client: Client, receiver: Receiver
+) -> None:
+    """Local activities hold their workflow task open: without a bound, a long queue of firings
+    ran in one task, all of whose actions ran again if the worker crashed before it completed.
+    Each task now starts at most FIRINGS_PER_TASK firings (and records those, and the ones
+    still in flight from the task before); every event is still acted on once."""
+    client, total = dev_client, 3 * FIRINGS_PER_TASK + 50
+    automation = make_automation(EVERY_X, [webhook_action(receiver, "/bounded")])
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation, UNLIMITED) as handle,
+    ):
+        first_run = await current_run_id(client, handle)
+        await handle.signal("deliver", events(total))
+        await status_when(
+            handle, lambda s: s.stats.firings == total and actions_done(s), timeout=120
+        )
+        calls = await receiver.arrived(total, "/bounded", timeout=60)
+        assert len({call.headers.get("Idempotency-Key") for call in calls}) == total
+        histories = await run_histories(client, handle.id, first_run)
+        most = most_markers_per_task(histories)
+        print(f"\n{total} firings: at most {most} local activities in one workflow task")
+        assert 0 < most <= FIRINGS_PER_TASK + FIRINGS_IN_FLIGHT  # those in flight end later
+        assert workflow_task_report(histories)[0] == 0

@@ -152,3 +152,17 @@ def workflow_task_report(histories: list[Any]) -> tuple[int, float]:
             elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and started:
                 longest = max(longest, (event.event_time.ToDatetime() - started).total_seconds())
     return problems, longest
+
+
+def most_markers_per_task(histories: list[Any]) -> int:
+    """The most markers (each a local activity's outcome) that one workflow task recorded: a
+    task's markers come right after its WORKFLOW_TASK_COMPLETED event."""
+    most, current = 0, 0
+    for history in histories:
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+                current += 1
+                most = max(most, current)
+            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                current = 0
+    return most

@@ -65,6 +65,12 @@ with workflow.unsafe.imports_passed_through():
 MAX_SIGNALS_PER_RUN = 2_000  # the server refuses more than 10,000 per run
 EVENTS_PER_TASK = 500  # evaluated per workflow task; measured well under the 2 s detector
 FIRINGS_IN_FLIGHT = 32  # firings whose actions run at once; the rest wait, in order
+# Firings started per workflow task. Local activities hold their workflow task open until they
+# finish (it reports in every 80% of its timeout): with a queue that never empties, one task
+# would run actions for as long as the queue lasts, every action since its last report would
+# run again after a crash, and a loaded worker that missed a report had the task time out and
+# re-run it all, again and again. Past this many the task ends and the next one goes on.
+FIRINGS_PER_TASK = 128
 MAX_EMIT_BATCH = 500
 MAX_EMIT_BYTES = 1_000_000
 RECENT_FIRINGS = 20
@@ -106,6 +112,7 @@ OVERFLOW_TO_CHILDREN = "overflow-to-children"
 # Trigger semantics version 2 (event time, domain/evaluation.py). A run that started without it
 # keeps version 1 (domain/evaluation_v1.py) until it continues as new; its state converts then.
 SEMANTICS_V2 = "semantics-v2-event-time"
+FIRINGS_PER_TASK_PATCH = "firings-per-task"
 
 # An action's first attempts run as a local activity: in the worker, recorded in history as a
 # marker, with no server round trips (the dev server manages a few hundred activity round trips
@@ -280,11 +287,15 @@ class AutomationWorkflow:
         self.releasing: str | None = None  # the overflow child asked for its chunk
         self.overflow_bytes_this_run = 0
         self.overflow_started_this_run = 0
+        self.firings_per_task = False  # decided at the start of `run` (workflow.patched)
+        self.task_mark = -1  # history length when the current workflow task started
+        self.started_this_task = 0
 
     @workflow.run
     async def run(self, run: AutomationRun) -> None:
         self.memo_when_idle = workflow.patched(MEMO_WHEN_IDLE)
         self.overflow_to_children = workflow.patched(OVERFLOW_TO_CHILDREN)
+        self.firings_per_task = workflow.patched(FIRINGS_PER_TASK_PATCH)
         if self.fresh and self.automation.enabled:
             self.evaluator.start(workflow.now())
         while True:
@@ -298,7 +309,7 @@ class AutomationWorkflow:
             self._publish_counters()
             if self._should_continue_as_new():
                 await self._continue_as_new()
-            elif self.inbox or self.undecoded:
+            elif self.inbox or self.undecoded or (self.queue and self._task_full()):
                 # A backlog: end this workflow task here and take the next chunk in a new one.
                 await workflow.sleep(YIELD_TASK, summary="next chunk of a backlog")
 
@@ -556,12 +567,23 @@ class AutomationWorkflow:
         return list(automation.actions_on_resolve)
 
     def _may_start_firing(self) -> bool:
-        return self.in_flight < FIRINGS_IN_FLIGHT and not self.continuing
+        return self.in_flight < FIRINGS_IN_FLIGHT and not self.continuing and not self._task_full()
+
+    def _task_full(self) -> bool:
+        """This workflow task started FIRINGS_PER_TASK firings already (a new task is known by
+        the history having grown: within one task its length stays the same)."""
+        if not self.firings_per_task:
+            return False
+        length = workflow.info().get_current_history_length()
+        if length != self.task_mark:
+            self.task_mark, self.started_this_task = length, 0
+        return self.started_this_task >= FIRINGS_PER_TASK
 
     def _start_firings(self) -> None:
         while self.queue and self._may_start_firing():
             queued = self.queue.pop(0)
             self.in_flight += 1
+            self.started_this_task += 1
             asyncio.create_task(self._run_actions(queued))
 
     async def _run_actions(self, queued: QueuedFiring) -> None:
