@@ -13,7 +13,7 @@ from temporalio.service import RPCError
 from temporal_automations.api.deps import require_api_key
 from temporal_automations.api.events_store import EventsStore
 from temporal_automations.api.page import router as page
-from temporal_automations.api.routers import automations, events, events_feed, health
+from temporal_automations.api.routers import automations, events, events_feed, health, testfire
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.api.store import AutomationNotFound, AutomationStore
 from temporal_automations.settings import Settings, events_store_url, get_settings
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await testfire.close_renderer(app.state)
             if app.state.events_store is not None:
                 await app.state.events_store.close()
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     protected = [Depends(require_api_key)]
     app.include_router(health.router, prefix="/api")
+    app.include_router(testfire.router, prefix="/api", dependencies=protected)
     app.include_router(automations.router, prefix="/api", dependencies=protected)
     app.include_router(events.router, prefix="/api", dependencies=protected)
     app.include_router(events_feed.router, prefix="/api", dependencies=protected)
