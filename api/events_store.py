@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -48,13 +50,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Select
 
-from temporal_automations.domain.events import RESOURCE_ID, Event
+from temporal_automations.api.events_writer import FRAME
+from temporal_automations.devserver import die_with_parent
+from temporal_automations.domain.events import Event
 
 log = logging.getLogger("automations.events_store")
 
-MAX_QUEUED = 200_000  # events waiting to be written; past this they are a gap, not memory
-WRITE_BATCH = 2_000  # rows per INSERT statement
-RETRY_AFTER = 2.0  # seconds between two tries while the database is down
+# Bytes sent to the writer and not yet taken by it; past this, events are a gap, not memory.
+MAX_UNWRITTEN_BYTES = 64 * 2**20
+RESTART_WRITER_AFTER = 2.0  # seconds, when the writer process has died
 MAX_GAPS = 100
 MAX_SUBSCRIBER_QUEUE = 10_000  # a live reader this far behind is disconnected
 PURGE_EVERY = timedelta(minutes=10)
@@ -83,7 +87,7 @@ events_table = Table(
     Index("events_occurred", "occurred"),
     Index("events_event_occurred", "event", "occurred"),
 )
-_INSERT = {
+INSERT_SQL = {
     # The same event delivered twice is stored once. Plain driver SQL with tuples: the
     # SQLAlchemy statement compiled per row cost more than the database's own work.
     "sqlite": "INSERT INTO events (id, occurred, received, event, resource_id, data) "
@@ -92,6 +96,7 @@ _INSERT = {
     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_batch_json = TypeAdapter(list[Event])
 
 
 def to_micros(instant: datetime) -> int:
@@ -162,12 +167,12 @@ class EventsStore:
     def __init__(self, url: str, retention: timedelta) -> None:
         self.url = url
         self.retention = retention
-        self.engine: AsyncEngine = _engine(url)
+        self.engine: AsyncEngine = engine_for(url)
         self.dialect = self.engine.dialect.name
-        self._queue: deque[tuple[list[Event], int]] = deque()
-        self._queued = 0
-        self._wakeup = asyncio.Event()
+        self._writer: asyncio.subprocess.Process | None = None
+        self._unacknowledged: deque[list[Event]] = deque()  # sent to the writer, in order
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
         self._subscribers: set[Subscriber] = set()
         self.gaps: deque[Gap] = deque(maxlen=MAX_GAPS)
         self.healthy = False
@@ -179,28 +184,50 @@ class EventsStore:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Create the table if needed and start the writer and retention tasks. A database
-        that is down now is not fatal: the writer keeps trying, and gaps are recorded."""
+        """Create the table if needed and start the writer process and the retention task.
+        A database that is down now is not fatal: what cannot be written becomes a gap."""
         if self.dialect == "sqlite":
             path = self.engine.url.database
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            await self._create()
+            await create_tables(self.engine)
+            self.healthy = True
         except Exception as error:
-            self._down(error)
-        self._tasks = [
-            asyncio.create_task(self._write_forever(), name="events-store-writer"),
-            asyncio.create_task(self._purge_forever(), name="events-store-retention"),
-        ]
+            self._down(_short(error))
+        self._tasks.append(asyncio.create_task(self._purge_forever(), name="events-retention"))
+        await self._start_writer()
 
-    async def _create(self) -> None:
-        async with self.engine.begin() as connection:
-            await connection.run_sync(metadata.create_all)
-        self.healthy = True
+    async def _start_writer(self) -> None:
+        if self._closing:
+            return
+        try:
+            self._writer = await asyncio.create_subprocess_exec(
+                sys.executable, "-P", "-m", "temporal_automations.api.events_writer", self.url,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                preexec_fn=die_with_parent,
+            )  # fmt: skip
+        except Exception as error:
+            self._down(f"the events writer did not start: {_short(error)}")
+            self._tasks.append(asyncio.create_task(self._restart_writer_later()))
+            return
+        self._tasks.append(asyncio.create_task(self._read_answers(self._writer)))
+
+    async def _restart_writer_later(self) -> None:
+        await asyncio.sleep(RESTART_WRITER_AFTER)
+        await self._start_writer()
 
     async def close(self) -> None:
-        """Write what is queued (briefly), stop the tasks, end live streams."""
+        """Let the writer finish what it has (briefly), stop the tasks, end live streams."""
+        self._closing = True
+        writer = self._writer
+        if writer is not None and writer.stdin is not None:
+            writer.stdin.close()
+            try:
+                await asyncio.wait_for(writer.wait(), timeout=10)
+            except TimeoutError:
+                writer.kill()  # by its PID
+                await writer.wait()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flushed(), timeout=5)
         for task in self._tasks:
@@ -210,94 +237,70 @@ class EventsStore:
                 await task
         for subscriber in list(self._subscribers):
             subscriber.queue.put_nowait(None)
-        self._record_gap_for_queue("the API stopped before these were written")
+        self._gap_for_unacknowledged("the API stopped before these were written")
         await self.engine.dispose()
 
     # ------------------------------------------------------------------ writing
 
     def record(self, events: Sequence[Event], received: datetime | None = None) -> None:
-        """Queue accepted events for writing and hand them to live subscribers. Never blocks,
+        """Hand accepted events to the writer process and to live subscribers. Never blocks,
         never raises: the store must not cost the ingest path its events."""
         if not events:
             return
-        received_at = to_micros(received or datetime.now(UTC))
-        if self._queued + len(events) > MAX_QUEUED:
-            self._add_gap(list(events), "the events store fell too far behind")
+        batch = list(events)
+        writer = self._writer
+        stdin = writer.stdin if writer is not None else None
+        if stdin is None or writer is None or writer.returncode is not None or stdin.is_closing():
+            self._add_gap(batch, "the events writer was not running")
+        elif stdin.transport.get_write_buffer_size() > MAX_UNWRITTEN_BYTES:
+            self._add_gap(batch, "the events store fell too far behind")
         else:
-            self._queue.append((list(events), received_at))
-            self._queued += len(events)
+            body = _batch_json.dump_json(batch)
+            received_at = _fast_micros(received or datetime.now(UTC))
+            stdin.write(FRAME.pack(len(body), received_at) + body)
+            self._unacknowledged.append(batch)
             self._idle.clear()
-            self._wakeup.set()
         if self._subscribers:
-            self._publish(events)
+            self._publish(batch)
 
     async def flushed(self) -> None:
         """Until everything recorded so far is written (or became a gap)."""
         await self._idle.wait()
 
-    async def _write_forever(self) -> None:
-        while True:
-            if not self._queue:
-                self._idle.set()
-                self._wakeup.clear()
-                await self._wakeup.wait()
+    async def _read_answers(self, writer: asyncio.subprocess.Process) -> None:
+        """The writer answers each frame, in order: written, or failed (a gap)."""
+        assert writer.stdout is not None
+        while line := await writer.stdout.readline():
+            if not self._unacknowledged:
                 continue
-            batch, received = self._take_batch()
-            try:
-                if not self.healthy:
-                    await self._create()
-                await self._insert(batch, received)
+            batch = self._unacknowledged.popleft()
+            if line.startswith(b"ok"):
                 self.written += len(batch)
-                if self.last_error is not None:
+                if not self.healthy:
                     log.info("the events store is writing again")
-                self.last_error = None
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                self._down(error)
-                self._add_gap(batch, f"the events store's database failed: {_short(error)}")
-                # Whatever piles up while it is down becomes a gap too: the queue must not
-                # grow without bound, and old events written late would only confuse.
-                self._record_gap_for_queue(f"the events store's database failed: {_short(error)}")
-                await asyncio.sleep(RETRY_AFTER)
+                self.healthy, self.last_error = True, None
+            else:
+                reason = line[5:].decode(errors="replace").strip()
+                self._down(reason)
+                self._add_gap(batch, f"the events store's database failed: {reason}")
+            if not self._unacknowledged:
+                self._idle.set()
+        await writer.wait()
+        self._gap_for_unacknowledged(f"the events writer exited (code {writer.returncode})")
+        if not self._closing:
+            self._down(f"the events writer exited (code {writer.returncode})")
+            await asyncio.sleep(RESTART_WRITER_AFTER)
+            await self._start_writer()
 
-    def _take_batch(self) -> tuple[list[Event], list[int]]:
-        batch: list[Event] = []
-        received: list[int] = []
-        while self._queue and len(batch) < WRITE_BATCH:
-            events, at = self._queue.popleft()
-            self._queued -= len(events)
-            batch += events
-            received += [at] * len(events)
-        return batch, received
-
-    async def _insert(self, batch: list[Event], received: list[int]) -> None:
-        # Serialized in pydantic-core (Rust), one JSON string per row.
-        rows = [
-            (
-                str(event.id),
-                _fast_micros(event.occurred),
-                at,
-                event.event,
-                event.resource.get(RESOURCE_ID, ""),
-                event.model_dump_json(),
-            )
-            for event, at in zip(batch, received, strict=True)
-        ]
-        async with self.engine.begin() as connection:
-            await connection.exec_driver_sql(_INSERT[self.dialect], rows)
-
-    def _down(self, error: BaseException) -> None:
+    def _down(self, reason: str) -> None:
         if self.last_error is None:
-            log.warning("the events store is not writing: %s", _short(error))
+            log.warning("the events store is not writing: %s", reason)
         self.healthy = False
-        self.last_error = _short(error)
+        self.last_error = reason
 
-    def _record_gap_for_queue(self, reason: str) -> None:
-        while self._queue:
-            events, _ = self._queue.popleft()
-            self._queued -= len(events)
-            self._add_gap(events, reason)
+    def _gap_for_unacknowledged(self, reason: str) -> None:
+        while self._unacknowledged:
+            self._add_gap(self._unacknowledged.popleft(), reason)
         self._idle.set()
 
     def _add_gap(self, events: list[Event], reason: str) -> None:
@@ -332,7 +335,7 @@ class EventsStore:
                     delete(events_table).where(events_table.c.occurred < horizon)
                 )
         except Exception as error:
-            self._down(error)
+            self._down(_short(error))
             raise StoreUnavailable(_short(error)) from error
         return int(result.rowcount or 0)
 
@@ -407,7 +410,7 @@ class EventsStore:
                 await stream.close()
                 return matched, total, capped
         except Exception as error:
-            self._down(error)
+            self._down(_short(error))
             raise StoreUnavailable(_short(error)) from error
 
     async def events(self, query: StoredQuery, cap: int) -> tuple[list[Event], bool]:
@@ -443,7 +446,7 @@ class EventsStore:
                 rows = await connection.execute(statement)
                 return [(str(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
         except Exception as error:
-            self._down(error)
+            self._down(_short(error))
             raise StoreUnavailable(_short(error)) from error
 
     async def _count_in_python(
@@ -513,13 +516,18 @@ class EventsStore:
             "healthy": self.healthy,
             "last_error": self.last_error,
             "retention_seconds": self.retention.total_seconds(),
-            "queued": self._queued,
+            "unwritten": sum(len(batch) for batch in self._unacknowledged),
             "written": self.written,
             "gaps": [gap.as_json() for gap in self.gaps],
         }
 
 
-def _engine(url: str) -> AsyncEngine:
+async def create_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+
+
+def engine_for(url: str) -> AsyncEngine:
     if url.startswith("sqlite") and (url.endswith(":memory:") or url.endswith("://")):
         # One connection shared, or each would see its own empty database.
         return create_async_engine(
