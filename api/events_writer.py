@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import sys
+from datetime import UTC, datetime
 
 from pydantic import TypeAdapter
 
@@ -27,9 +28,17 @@ MAX_ROWS_PER_INSERT = 2_000
 _events = TypeAdapter(list[Event])
 
 
-def _micros(instant: object) -> int:
+def _micros(instant: datetime) -> int:
     # Exact for years 1970–2999: a double holds their microseconds within 0.5.
-    return round(instant.timestamp() * 1_000_000)  # type: ignore[attr-defined]
+    return round(instant.timestamp() * 1_000_000)
+
+
+def _utc(event: Event) -> Event:
+    """A time without a zone is UTC, as the API's edge takes it (the writer may get the body
+    as the client wrote it)."""
+    if event.occurred.tzinfo is not None:
+        return event
+    return event.model_copy(update={"occurred": event.occurred.replace(tzinfo=UTC)})
 
 
 def rows_of(body: bytes, received: int) -> list[tuple[str, int, int, str, str, str]]:
@@ -42,7 +51,7 @@ def rows_of(body: bytes, received: int) -> list[tuple[str, int, int, str, str, s
             event.resource.get(RESOURCE_ID, ""),
             event.model_dump_json(),
         )
-        for event in _events.validate_json(body)
+        for event in map(_utc, _events.validate_json(body))
     ]
 
 
