@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -261,6 +262,8 @@ def dev(
         temporal_ui_url=server.ui_url if server else None,
         api_key=api_key,
         secrets_key=secrets_key or _dev_secrets_key(data_dir, ephemeral),
+        # The events store beside Temporal's file; with --ephemeral, a file that goes away.
+        data_dir=Path(tempfile.mkdtemp(prefix="automations-")) if ephemeral else data_dir,
     )
     try:
         with _signals_interrupt():
