@@ -2,9 +2,10 @@
 
 Measured on the ingest benchmark, inserting in the API process cost it a fifth to a half of
 its throughput: the database work, the rows built in Python and the driver's parameter binding
-all held the API's one interpreter lock. Here the API only serializes each accepted batch once
-(pydantic-core) and writes it to this process's stdin; parsing, rows and the database run in
-this process.
+all held the API's one interpreter lock. Here the API writes each accepted batch to this
+process's stdin (the request body as it came, or serialized once); parsing, rows and the
+database run in this process, on plain JSON and the plain SQLite driver (~12 µs an event
+against ~30 through pydantic models and the async adapter).
 
 Protocol. stdin: frames of `!QQ` (body length, received µs) then a JSON list of events.
 stdout: one line per frame, in order: `ok` or `fail <reason>`. The parent counts the frames it
@@ -15,44 +16,61 @@ died, becomes a gap in the feed.
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 import struct
 import sys
 from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
 
 from pydantic import TypeAdapter
 
-from temporal_automations.domain.events import RESOURCE_ID, Event
+from temporal_automations.domain.events import RESOURCE_ID
 
 FRAME = struct.Struct("!QQ")
 MAX_ROWS_PER_INSERT = 2_000
-_events = TypeAdapter(list[Event])
+_instant = TypeAdapter(datetime)
 
 
-def _micros(instant: datetime) -> int:
-    # Exact for years 1970–2999: a double holds their microseconds within 0.5.
-    return round(instant.timestamp() * 1_000_000)
+def _occurred(value: Any) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        # Another form pydantic accepted at the edge (a Unix time, nanoseconds…).
+        return _instant.validate_python(value)
 
 
-def _utc(event: Event) -> Event:
-    """A time without a zone is UTC, as the API's edge takes it (the writer may get the body
-    as the client wrote it)."""
-    if event.occurred.tzinfo is not None:
-        return event
-    return event.model_copy(update={"occurred": event.occurred.replace(tzinfo=UTC)})
+def _row(item: dict[str, Any], received: int) -> tuple[str, int, int, str, str, str]:
+    occurred = _occurred(item["occurred"])
+    if occurred.tzinfo is None:
+        # A time without a zone is UTC, as the API's edge takes it (the body may come as the
+        # client wrote it).
+        occurred = occurred.replace(tzinfo=UTC)
+        item["occurred"] = occurred.isoformat()
+    elif not isinstance(item["occurred"], str):
+        item["occurred"] = occurred.isoformat()
+    return (
+        str(UUID(str(item["id"]))),  # canonical: the dedupe key and what id filters compare
+        round(occurred.timestamp() * 1_000_000),  # exact for 1970–2999 within 0.5 µs
+        received,
+        item["event"],
+        item["resource"].get(RESOURCE_ID, ""),
+        json.dumps(item, separators=(",", ":")),
+    )
 
 
 def rows_of(body: bytes, received: int) -> list[tuple[str, int, int, str, str, str]]:
-    return [
-        (
-            str(event.id),
-            _micros(event.occurred),
-            received,
-            event.event,
-            event.resource.get(RESOURCE_ID, ""),
-            event.model_dump_json(),
-        )
-        for event in map(_utc, _events.validate_json(body))
-    ]
+    """Rows from a batch the API validated: plain JSON here, no models (measured: half the
+    cost of parsing into Event models and serializing them again)."""
+    return [_row(item, received) for item in json.loads(body)]
+
+
+def _sqlite(path: str | None) -> sqlite3.Connection:
+    connection = sqlite3.connect(path or ":memory:", timeout=30)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection
 
 
 async def _read_frames(queue: asyncio.Queue[tuple[bytes, int] | None]) -> None:
@@ -71,6 +89,7 @@ async def _serve(url: str) -> None:
     from temporal_automations.api.events_store import INSERT_SQL, create_tables, engine_for
 
     engine = engine_for(url)
+    database = _sqlite(engine.url.database) if engine.dialect.name == "sqlite" else None
     queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue(maxsize=100)
     reading = asyncio.create_task(_read_frames(queue))
     out = sys.stdout.buffer
@@ -94,11 +113,18 @@ async def _serve(url: str) -> None:
                 await create_tables(engine)
                 created = True
             rows = [row for body, at in frames for row in rows_of(body, at)]
-            async with engine.begin() as connection:
-                for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
-                    await connection.exec_driver_sql(
-                        INSERT_SQL[engine.dialect.name], rows[start : start + MAX_ROWS_PER_INSERT]
-                    )
+            if database is not None:
+                # SQLite: the plain driver, synchronously (this process has nothing else to
+                # do meanwhile), without the async adapter's thread hops.
+                with database:
+                    database.executemany(INSERT_SQL["sqlite"], rows)
+            else:
+                async with engine.begin() as connection:
+                    for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+                        await connection.exec_driver_sql(
+                            INSERT_SQL[engine.dialect.name],
+                            rows[start : start + MAX_ROWS_PER_INSERT],
+                        )
         except Exception as error:
             reason = (str(error).splitlines() or [type(error).__name__])[0][:300]
             answer = f"fail {reason}\n".encode()
@@ -106,6 +132,8 @@ async def _serve(url: str) -> None:
         out.write(answer * len(frames))
         out.flush()
     reading.cancel()
+    if database is not None:
+        database.close()
     await engine.dispose()
 
 

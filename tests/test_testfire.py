@@ -96,6 +96,16 @@ def test_a_test_fire_gives_exactly_the_firings_of_the_real_workflow(
     # triggered, action.triggered, action.executed for each firing: in the feed.
     eventually(lambda: lifecycle_count(api, automation_id) >= 6, what="lifecycle events stored")
     lifecycle_before = lifecycle_count(api, automation_id)
+    # Each firing links to its own lifecycle events: they name it in their payload.
+    firing_id = status["stats"]["recent"][0]["id"]
+    own = api.post("/events/filter", json={"filter": {"text": {"query": firing_id}}}).json()
+    names = sorted(e["event"] for e in own["events"])
+    assert names == sorted(
+        ["prefect.automation.triggered", "prefect.automation.action.triggered",
+         "prefect.automation.action.executed"]
+    )  # fmt: skip
+    related = [r["prefect.resource.id"] for e in own["events"] for r in e["related"]]
+    assert related and all(r.startswith("prefect.event.") for r in related)
 
     result = tried(api, {"automation_id": automation_id, "events": events})
     tested = sorted(

@@ -21,7 +21,7 @@ function firingRow(firing) {
       ? [firing.event_name, h("div", { class: "hint" }, `${firing.event_resource_id ?? ""} · `,
           h("a", { href: `#/events/?event=${firing.event_id}`, class: "event-link" }, `event ${firing.event_id.slice(0, 8)}`))]
       : "— (a deadline passed)"),
-    h("td", {}, firing.actions.length
+    h("td", {}, h("a", { href: `#/events/?text=${firing.id}`, class: "firing-events" }, "its events"), firing.actions.length
       ? h("ol", { class: "results" }, firing.actions.map((a) =>
           h("li", {}, `${a.type} `, h("span", { class: `pill ${a.status}` }, a.status),
             a.detail ? h("div", { class: "hint" }, a.detail) : null)))

@@ -30,6 +30,7 @@ function eventFilter(form) {
   if (form.name.trim()) filter.event = { prefix: [form.name.trim()] };
   if (form.resource.trim()) filter.resource = { id_prefix: [form.resource.trim()] };
   if (form.id) filter.id = { id: [form.id] };
+  if (form.text) filter.text = { query: form.text };
   return filter;
 }
 
@@ -49,10 +50,11 @@ function eventRow(event) {
     h("td", {}, h("details", {}, h("summary", {}, "Open as JSON"), json, create)));
 }
 
-// `query`: "?resource=<id prefix>" or "?event=<event id>" (links from an automation's view).
+// `query`: "?resource=<id prefix>", "?event=<event id>", "&text=<words>" (links from an
+// automation's view: its lifecycle events, a firing's triggering event, a firing's own events).
 export async function renderFeed(view, query = "") {
   const params = new URLSearchParams(query.replace(/^\?/, ""));
-  const form = { name: "", resource: params.get("resource") ?? "", hours: params.get("event") ? "168" : "24", id: params.get("event") };
+  const form = { name: "", resource: params.get("resource") ?? "", hours: params.get("event") || params.get("text") ? "168" : "24", id: params.get("event"), text: params.get("text") };
   const name = h("input", { type: "text", id: "feed-name", placeholder: "prefect.flow-run.", autocomplete: "off" });
   const resource = h("input", { type: "text", id: "feed-resource", placeholder: "prefect.flow-run.…", autocomplete: "off", value: form.resource });
   const hours = h("select", { id: "feed-range" }, options(RANGES, form.hours));
@@ -103,7 +105,7 @@ export async function renderFeed(view, query = "") {
     form.name = name.value;
     form.resource = resource.value;
     form.hours = hours.value;
-    if (!first) form.id = null; // the one-event link applies to the first load only
+    if (!first) form.id = form.text = null; // a link's filter applies to the first load only
     first = false;
     const filter = eventFilter(form);
     listen(filter); // first, so nothing posted meanwhile is missed (duplicates are skipped)
