@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -62,6 +63,7 @@ log = logging.getLogger("automations.events_store")
 MAX_UNWRITTEN_BYTES = 64 * 2**20
 RESTART_WRITER_AFTER = 2.0  # seconds, when the writer process has died
 F_SETPIPE_SZ = 1031  # Linux fcntl
+WRITER_NICENESS = 10
 MAX_GAPS = 100
 MAX_SUBSCRIBER_QUEUE = 10_000  # a live reader this far behind is disconnected
 PURGE_EVERY = timedelta(minutes=10)
@@ -208,7 +210,7 @@ class EventsStore:
             self._writer = await asyncio.create_subprocess_exec(
                 sys.executable, "-P", "-m", "temporal_automations.api.events_writer", self.url,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                preexec_fn=die_with_parent,
+                preexec_fn=_writer_process_setup,
             )  # fmt: skip
         except Exception as error:
             self._down(f"the events writer did not start: {_short(error)}")
@@ -528,6 +530,15 @@ class EventsStore:
             "written": self.written,
             "gaps": [gap.as_json() for gap in self.gaps],
         }
+
+
+def _writer_process_setup() -> None:
+    """In the writer process: it dies with the API, and it runs at a lower priority. Under a
+    full CPU the copy waits (its backlog is bounded; past it, a gap), never the ingest path:
+    measured on 2 cores at ~30,000 events/s, a writer at the same priority took ~40% of the
+    ingest throughput, the API's own share of the work being 1-3 µs an event."""
+    die_with_parent()
+    os.nice(WRITER_NICENESS)
 
 
 def _widen_pipe(writer: asyncio.subprocess.Process) -> None:
