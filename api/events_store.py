@@ -13,8 +13,8 @@ Not a second source of truth. An event is accepted once the automations that car
 
 One async SQLAlchemy layer for SQLite (the default, a file in the data folder) and PostgreSQL.
 Instants are stored as integer microseconds since the epoch (UTC): the same type, comparisons
-and arithmetic on both databases. The whole event is kept as JSON; the event id, occurred and
-(name, occurred) have indexes, which reads filter on first.
+and arithmetic on both databases. The whole event is kept as JSON; occurred and (name, occurred)
+have indexes (PostgreSQL also the event id), which reads filter on first.
 """
 
 from __future__ import annotations
