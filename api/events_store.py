@@ -177,6 +177,7 @@ class EventsStore:
         self.engine: AsyncEngine = engine_for(url)
         self.dialect = self.engine.dialect.name
         self._writer: asyncio.subprocess.Process | None = None
+        self._frames: FrameSender | None = None
         self._unacknowledged: deque[list[Event]] = deque()  # sent to the writer, in order
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -208,17 +209,21 @@ class EventsStore:
     async def _start_writer(self) -> None:
         if self._closing:
             return
+        read_end, write_end = os.pipe()
         try:
             self._writer = await asyncio.create_subprocess_exec(
                 sys.executable, "-P", "-m", "temporal_automations.api.events_writer", self.url,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stdin=read_end, stdout=asyncio.subprocess.PIPE,
                 preexec_fn=_writer_process_setup,
             )  # fmt: skip
         except Exception as error:
+            os.close(write_end)
             self._down(f"the events writer did not start: {_short(error)}")
             self._tasks.append(asyncio.create_task(self._restart_writer_later()))
             return
-        _widen_pipe(self._writer)
+        finally:
+            os.close(read_end)
+        self._frames = FrameSender(write_end)
         self._tasks.append(asyncio.create_task(self._read_answers(self._writer)))
 
     async def _restart_writer_later(self) -> None:
@@ -229,8 +234,10 @@ class EventsStore:
         """Let the writer finish what it has (briefly), stop the tasks, end live streams."""
         self._closing = True
         writer = self._writer
-        if writer is not None and writer.stdin is not None:
-            writer.stdin.close()
+        if writer is not None and self._frames is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._frames.drained(), timeout=5)
+            self._frames.close()
             try:
                 await asyncio.wait_for(writer.wait(), timeout=10)
             except TimeoutError:
@@ -260,16 +267,16 @@ class EventsStore:
         if not events:
             return
         batch = list(events)
-        writer = self._writer
-        stdin = writer.stdin if writer is not None else None
-        if stdin is None or writer is None or writer.returncode is not None or stdin.is_closing():
+        writer, frames = self._writer, self._frames
+        if frames is None or frames.broken or writer is None or writer.returncode is not None:
             self._add_gap(batch, "the events writer was not running")
-        elif stdin.transport.get_write_buffer_size() > MAX_UNWRITTEN_BYTES:
+        elif frames.pending > MAX_UNWRITTEN_BYTES:
             self._add_gap(batch, "the events store fell too far behind")
         else:
             body = raw if raw is not None and _as_sent(batch) else _batch_json.dump_json(batch)
             received_at = _fast_micros(received or datetime.now(UTC))
-            stdin.write(FRAME.pack(len(body), received_at) + body)
+            frames.send(FRAME.pack(len(body), received_at))
+            frames.send(body)
             self._unacknowledged.append(batch)
             self._idle.clear()
         if self._subscribers:
@@ -298,6 +305,8 @@ class EventsStore:
             if not self._unacknowledged:
                 self._idle.set()
         await writer.wait()
+        if self._frames is not None:
+            self._frames.close()
         self._gap_for_unacknowledged(f"the events writer exited (code {writer.returncode})")
         if not self._closing:
             self._down(f"the events writer exited (code {writer.returncode})")
@@ -543,13 +552,81 @@ def _writer_process_setup() -> None:
     os.nice(WRITER_NICENESS)
 
 
-def _widen_pipe(writer: asyncio.subprocess.Process) -> None:
-    """A 1 MB pipe (Linux; default 64 KB): a 500-event request then goes in one write, not in
-    several with the event loop waiting for the pipe to drain between them."""
-    pipe = writer.stdin.get_extra_info("pipe") if writer.stdin is not None else None
-    if pipe is not None:
-        with contextlib.suppress(OSError, AttributeError):
-            fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, 2**20)
+class FrameSender:
+    """Bytes to the writer's stdin, queued frame by frame, written when the pipe has room.
+
+    asyncio's pipe transport keeps one bytearray and deletes what was written from its front:
+    with the writer a few megabytes behind, every write moved the whole backlog (measured: the
+    API's CPU per event rose with the backlog). Here a written frame is dropped whole, and a
+    partly written one is resumed from an offset. The pipe is widened to 1 MB (Linux), so a
+    500-event request usually goes in one write."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pending = 0  # bytes queued, not yet in the pipe
+        self.broken = False
+        self._frames: deque[bytes] = deque()
+        self._offset = 0
+        self._watching = False
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._loop = asyncio.get_running_loop()
+        os.set_blocking(fd, False)
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, F_SETPIPE_SZ, 2**20)
+
+    def send(self, data: bytes) -> None:
+        if self.broken:
+            return
+        self._frames.append(data)
+        self.pending += len(data)
+        self._empty.clear()
+        if not self._watching:
+            self._flush()
+
+    def _flush(self) -> None:
+        while self._frames:
+            frame = self._frames[0]
+            try:
+                written = os.write(self.fd, memoryview(frame)[self._offset :])
+            except BlockingIOError:
+                written = 0
+            except OSError:  # the writer is gone: its answers' reader records the gap
+                self._break()
+                return
+            self._offset += written
+            self.pending -= written
+            if self._offset < len(frame):
+                if not self._watching:
+                    self._loop.add_writer(self.fd, self._flush)
+                    self._watching = True
+                return
+            self._frames.popleft()
+            self._offset = 0
+        if self._watching:
+            self._loop.remove_writer(self.fd)
+            self._watching = False
+        self._empty.set()
+
+    async def drained(self) -> None:
+        await self._empty.wait()
+
+    def _break(self) -> None:
+        self.broken = True
+        self._frames.clear()
+        self.pending = 0
+        self._empty.set()
+        if self._watching:
+            self._loop.remove_writer(self.fd)
+            self._watching = False
+
+    def close(self) -> None:
+        """End of input for the writer (it finishes what it has read and exits)."""
+        self._break()
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
 
 
 async def create_tables(engine: AsyncEngine) -> None:
