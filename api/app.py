@@ -20,7 +20,7 @@ from temporal_automations.api.deps import require_api_key
 from temporal_automations.api.edge import TooLargeAsJson
 from temporal_automations.api.events_store import EventsStore
 from temporal_automations.api.page import router as page
-from temporal_automations.api.routers import automations, events, events_feed, health
+from temporal_automations.api.routers import automations, events, events_feed, health, testfire
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.api.store import AutomationNotFound, AutomationStore
 from temporal_automations.settings import Settings, events_store_url, get_settings
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await testfire.close_renderer(app.state)
             if app.state.events_store is not None:
                 await app.state.events_store.close()
 
@@ -61,6 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     protected = [Depends(require_api_key)]
     app.include_router(health.router, prefix="/api")
     # Every body is counted while it streams in and refused (413) past its route's limit.
+    app.include_router(
+        testfire.router,
+        prefix="/api",
+        dependencies=protected,
+        max_body_size=settings.max_request_bytes,
+    )
     app.include_router(
         automations.router,
         prefix="/api",

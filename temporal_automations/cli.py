@@ -10,6 +10,7 @@ import os
 import secrets
 import signal
 import sys
+import tempfile
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -328,6 +329,8 @@ def dev(
         temporal_ui_url=server.ui_url if server else None,
         api_key=api_key,
         secrets_key=secrets_key or _dev_secrets_key(data_dir, ephemeral),
+        # The events store beside Temporal's file; with --ephemeral, a file that goes away.
+        data_dir=Path(tempfile.mkdtemp(prefix="automations-")) if ephemeral else data_dir,
     )
     try:
         with _signals_interrupt():
@@ -441,6 +444,35 @@ async def _serve_until_signal(server: uvicorn.Server) -> None:
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop)
     await server.serve()
+
+
+@app.command("test")
+def test_automation(
+    file: Annotated[Path, typer.Argument(help="an automation definition (JSON, as POSTed)")],
+    events: Annotated[
+        Path | None, typer.Option("--events", help="a JSON list of events to test it on")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--from", help="backtest on the API's stored events since: 2h, 1d or ISO"),
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="backtest until (default: now)")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="--events: act on deadlines up to this instant")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the raw result")] = False,
+) -> None:
+    """Show when an automation would fire and what it would send, without sending anything:
+    on events from a file (no server needed), or on the events a running API stored."""
+    import json as json_module
+
+    from temporal_automations.testfire_cli import TestInputError, run, table
+
+    try:
+        result = run(file, events, since, to, until, get_settings())
+    except TestInputError as error:
+        raise _fail(str(error)) from None
+    typer.echo(json_module.dumps(result, indent=2) if as_json else table(result))
 
 
 bridge_app = typer.Typer(help="Forward an orchestrator's events into the automations.")

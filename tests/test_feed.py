@@ -191,3 +191,19 @@ def test_prefects_own_cli_emits_and_streams_against_our_api(
         stream.wait()
         reader.join(timeout=10)
     assert printed_event["resource"]["prefect.resource.id"] == "prefect.flow-run.x"
+
+
+def test_events_are_stored_as_accepted_defaults_and_naive_times_included(
+    api: httpx.Client,
+) -> None:
+    kind = f"as.sent.{uuid.uuid4().hex[:8]}"
+    naive = {**event_json(f"{kind}.naive", "r.1"), "occurred": "2026-12-01T10:00:00"}
+    no_id = {"event": f"{kind}.no-id", "resource": {"prefect.resource.id": "r.2"}}
+    send(api, naive)
+    send(api, no_id)  # id and occurred filled in by the API: stored with those
+    since = {"occurred": {"since": "2026-11-30T00:00:00Z"}, "event": {"prefix": [kind]}}
+    page = stored(api, since, 2)
+    by_name = {e["event"]: e for e in page["events"]}
+    occurred = datetime.fromisoformat(by_name[f"{kind}.naive"]["occurred"])
+    assert occurred == datetime(2026, 12, 1, 10, tzinfo=UTC)  # aware, taken as UTC
+    assert uuid.UUID(by_name[f"{kind}.no-id"]["id"])

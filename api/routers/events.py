@@ -39,5 +39,5 @@ async def ingest_events(
     events = await validated_events(body, settings.max_event_bytes)
     await events_router.route(events, len(body))
     if events_store is not None:  # a copy for the feed, once accepted; never waited for
-        events_store.record(events)
+        events_store.record(events, raw=body)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

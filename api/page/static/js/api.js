@@ -19,6 +19,10 @@ export function setApiKey(key) {
   sessionStorage.setItem(KEY, key);
 }
 
+export function apiKey() {
+  return sessionStorage.getItem(KEY);
+}
+
 export function hasApiKey() {
   return sessionStorage.getItem(KEY) !== null;
 }

@@ -4,6 +4,7 @@ import { api } from "./api.js";
 import { describeAction, describeActions, describeTrigger, when } from "./describe.js";
 import { h } from "./dom.js";
 import { enabledSwitch } from "./list.js";
+import { testPanel } from "./testrun.js";
 
 const REFRESH_MS = 2000;
 
@@ -17,9 +18,10 @@ function firingRow(firing) {
     h("td", {}, h("span", { class: `pill ${firing.state}` }, firing.state)),
     h("td", { class: "key", title: keyTitle }, key),
     h("td", {}, firing.event_name
-      ? [firing.event_name, h("div", { class: "hint" }, `${firing.event_resource_id ?? ""} · event ${firing.event_id.slice(0, 8)}`)]
+      ? [firing.event_name, h("div", { class: "hint" }, `${firing.event_resource_id ?? ""} · `,
+          h("a", { href: `#/events/?event=${firing.event_id}`, class: "event-link" }, `event ${firing.event_id.slice(0, 8)}`))]
       : "— (a deadline passed)"),
-    h("td", {}, firing.actions.length
+    h("td", {}, h("a", { href: `#/events/?text=${firing.id}`, class: "firing-events" }, "its events"), firing.actions.length
       ? h("ol", { class: "results" }, firing.actions.map((a) =>
           h("li", {}, `${a.type} `, h("span", { class: `pill ${a.status}` }, a.status),
             a.detail ? h("div", { class: "hint" }, a.detail) : null)))
@@ -105,6 +107,11 @@ export async function renderDetail(view, automationId, config) {
         workflowUrl ? null : " (set TEMPORAL_UI_URL to link to the Temporal Web UI)")),
     h("h2", {}, "Recent firings"),
     firings,
+    h("h2", {}, "Backtest"),
+    h("p", { class: "hint" }, "When it would have fired on the stored events, and what it would have sent (nothing is sent)."),
+    testPanel({ id: "backtest", label: "Backtest", target: () => ({ automation_id: automation.id }) }),
+    h("p", {}, h("a", { href: `#/events/?resource=prefect.automation.${automation.id}`, id: "automation-events" }, "Events of this automation in the feed"),
+      " (its lifecycle events: ", h("code", {}, automation.resource_id ?? `prefect.automation.${automation.id}`), ")"),
     h("h2", {}, "Definition"),
     actionGroups(automation),
     h("details", {}, h("summary", {}, "JSON"), definition),

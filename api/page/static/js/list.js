@@ -156,7 +156,9 @@ export async function renderList(view) {
   view.replaceChildren(
     h("div", { class: "row spread" },
       h("h1", {}, "Automations"),
-      h("a", { class: "button add", href: "#/new", "aria-label": "Create automation", title: "Create automation" }, "+")),
+      h("div", { class: "row" },
+        h("a", { class: "button add", href: "#/new", "aria-label": "Create automation", title: "Create automation" }, "+"),
+        h("a", { class: "button secondary", href: "#/events", id: "nav-events" }, "Event feed"))),
     noWorker && rows.length
       ? h("div", { class: "banner", role: "alert", id: "no-worker" },
           health.temporal

@@ -1,6 +1,7 @@
-// The page's router (#/, #/new, #/edit/<id>, #/a/<id>) and the API key prompt.
+// The page's router (#/, #/new, #/edit/<id>, #/a/<id>, #/events) and the API key prompt.
 import { Unauthorized, hasApiKey, setApiKey } from "./api.js";
 import { renderDetail } from "./detail.js";
+import { renderFeed } from "./feed.js";
 import { field, h, hideToast } from "./dom.js";
 import { renderList } from "./list.js";
 import { renderWizard } from "./wizard.js";
@@ -40,6 +41,7 @@ async function route() {
     if (page === "new") await renderWizard(view);
     else if (page === "edit") await renderWizard(view, id);
     else if (page === "a") leave = await renderDetail(view, id, config);
+    else if (page === "events") leave = await renderFeed(view, id);
     else await renderList(view);
     keyRejected = false;
     document.title = `${view.querySelector("h1")?.textContent ?? "Automations"} · temporal-automations`;

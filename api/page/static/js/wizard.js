@@ -5,6 +5,8 @@ import { actionEditor, actionForApi, defaultAction } from "./actions.js";
 import { ApiError, api } from "./api.js";
 import { field, h, options } from "./dom.js";
 import { FieldError, clearErrors, showError } from "./errors.js";
+import { takeSeedTrigger } from "./feed.js";
+import { testPanel } from "./testrun.js";
 import { INFERABLE, TEMPLATES, checkChoice, choiceFrom, newChoice, templateFields, triggerFrom } from "./triggers.js";
 
 const STEPS = ["Trigger", "Actions", "Details"];
@@ -23,7 +25,8 @@ export async function renderWizard(view, automationId) {
     api("/automations/filter", { method: "POST", body: { sort: "NAME_ASC" } }),
     automationId ? api(`/automations/${automationId}`) : null,
   ]);
-  const choice = existing ? choiceFrom(existing.trigger) : newChoice();
+  const seed = existing ? null : takeSeedTrigger(); // "create an automation from this event"
+  const choice = existing ? choiceFrom(existing.trigger) : seed ? choiceFrom(seed) : newChoice();
   const groups = Object.fromEntries(ACTION_GROUPS.map(({ key }) =>
     [key, existing ? structuredClone(existing[key]) : key === "actions" ? [defaultAction("call-webhook")] : []]));
   const details = { name: existing?.name ?? "", description: existing?.description ?? "", enabled: existing?.enabled ?? true };
@@ -84,8 +87,35 @@ export async function renderWizard(view, automationId) {
     h("section", { "aria-labelledby": "step-1" }, h("h2", { id: "step-1" }, "Actions"), actionLists),
     h("section", { "aria-labelledby": "step-2" }, h("h2", { id: "step-2" }, "Details"),
       field("Name", name), field("Description", description),
-      h("label", { class: "switch" }, enabled, "Enabled")),
+      h("label", { class: "switch" }, enabled, "Enabled"),
+      h("h3", {}, "Test"),
+      h("p", { class: "hint" }, "See when it would have fired on the stored events, and what it would have sent. Nothing is sent."),
+      testPanel({ id: "wizard-test", label: "Test on stored events", target: () => {
+        clearErrors(form);
+        try {
+          return { automation: { ...buildBody(), name: details.name || "untitled" } };
+        } catch (error) {
+          if (!(error instanceof FieldError)) throw error;
+          showErrors([[error.loc, error.message]]);
+          return null;
+        }
+      } })),
   ];
+
+  // The definition as the API takes it; FieldError names what the form must fix first.
+  function buildBody() {
+    const problem = checkChoice(choice);
+    if (problem) throw new FieldError(problem[0], problem[1]);
+    const body = {
+      ...details,
+      tags: existing?.tags ?? [],
+      trigger: triggerFrom(choice),
+      ...Object.fromEntries(ACTION_GROUPS.map(({ key }) =>
+        [key, groups[key].map((action, index) => actionForApi(action, `${key}.${index}`))])),
+    };
+    if (existing?.owner_resource) body.owner_resource = existing.owner_resource;
+    return body;
+  }
 
   // ---- navigation
   let step = 0;
@@ -143,16 +173,7 @@ export async function renderWizard(view, automationId) {
     clearErrors(form);
     let body;
     try {
-      const problem = checkChoice(choice);
-      if (problem) throw new FieldError(problem[0], problem[1]);
-      body = {
-        ...details,
-        tags: existing?.tags ?? [],
-        trigger: triggerFrom(choice),
-        ...Object.fromEntries(ACTION_GROUPS.map(({ key }) =>
-          [key, groups[key].map((action, index) => actionForApi(action, `${key}.${index}`))])),
-      };
-      if (existing?.owner_resource) body.owner_resource = existing.owner_resource;
+      body = buildBody();
     } catch (error) {
       if (!(error instanceof FieldError)) throw error;
       showErrors([[error.loc, error.message]]);
