@@ -165,18 +165,13 @@ async def _serve_until_stopped(
 
 async def _temporal_bridge(settings: Settings, namespaces: list[str]) -> None:
     """`dev --watch-temporal`: the bridge on the target cluster (the dev server by default)."""
-    from temporal_automations.temporal import connect_to
     from temporal_automations.temporal_bridge import TemporalBridge, run_bridge
 
     connection = settings.target_connection()
     namespaces = [name or connection.namespace for name in namespaces]
-    while True:
-        try:
-            client = await connect_to(connection.model_copy(update={"namespace": namespaces[0]}))
-            break
-        except Exception as error:  # unreachable, or settings that cannot work: say so
-            log.error("the Temporal bridge cannot connect to %s: %s", connection.address, error)
-            await asyncio.sleep(5)
+    client = await _connect_until_reachable(
+        connection.model_copy(update={"namespace": namespaces[0]})
+    )
     cursor = default_data_dir() / "temporal-bridge" / f"{connection.address.replace(':', '_')}.json"
     await run_bridge(
         TemporalBridge(
@@ -189,6 +184,18 @@ async def _temporal_bridge(settings: Settings, namespaces: list[str]) -> None:
             exclude_types=_engine_types(settings, connection),
         )
     )
+
+
+async def _connect_until_reachable(connection: TemporalConnection) -> Any:
+    """The bridge's client; a cluster that does not answer yet is tried again every 5 s."""
+    from temporal_automations.temporal import connect_to
+
+    while True:
+        try:
+            return await connect_to(connection)
+        except Exception as error:  # unreachable, or settings that cannot work: say so
+            log.error("the Temporal bridge cannot connect to %s: %s", connection.address, error)
+            await asyncio.sleep(5)
 
 
 def _engine_types(settings: Settings, watched: TemporalConnection) -> list[str]:
@@ -508,8 +515,13 @@ def bridge_temporal(
     ] = 60.0,
 ) -> None:
     """Watch workflows of a Temporal cluster and send temporal.workflow.* events to this API."""
-    from temporal_automations.temporal import TemporalConnectionError, connect_to
-    from temporal_automations.temporal_bridge import TemporalBridge, run_bridge
+    from temporal_automations.temporal import TemporalConnectionError, tls_config
+    from temporal_automations.temporal_bridge import (
+        CursorError,
+        CursorFile,
+        TemporalBridge,
+        run_bridge,
+    )
 
     _logging()
     settings = get_settings()
@@ -529,23 +541,33 @@ def bridge_temporal(
         f"{connection.address.replace(':', '_')}.json"
     )
 
+    try:
+        CursorFile(cursor).load()
+        tls_config(connection)
+    except (CursorError, TemporalConnectionError) as error:
+        raise _fail(str(error)) from None
+
     async def main() -> None:
-        try:
-            client = await connect_to(connection.model_copy(update={"namespace": namespaces[0]}))
-        except TemporalConnectionError as error:
-            raise _fail(str(error)) from None
-        bridge = TemporalBridge(
-            client,
-            namespaces,
-            settings.api_url,
-            automations_api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-            cursor_file=cursor,
-            poll_interval=poll_interval or settings.temporal_bridge_poll_interval,
-            overlap=overlap,
-            exclude_types=_engine_types(settings, connection),
-            task_queues=task_queue or [],
-            queue_not_ready_after=not_ready_after,
+        client = await _connect_until_reachable(
+            connection.model_copy(update={"namespace": namespaces[0]})
         )
+        try:
+            bridge = TemporalBridge(
+                client,
+                namespaces,
+                settings.api_url,
+                automations_api_key=settings.api_key.get_secret_value()
+                if settings.api_key
+                else None,
+                cursor_file=cursor,
+                poll_interval=poll_interval or settings.temporal_bridge_poll_interval,
+                overlap=overlap,
+                exclude_types=_engine_types(settings, connection),
+                task_queues=task_queue or [],
+                queue_not_ready_after=not_ready_after,
+            )
+        except CursorError as error:
+            raise _fail(str(error)) from None
         typer.echo(
             f"watching {connection.address} namespaces {', '.join(namespaces)} -> "
             f"{bridge.events_url} (cursor {cursor})"

@@ -147,6 +147,10 @@ class NamespaceCursor:
         }
 
 
+class CursorError(RuntimeError):
+    """The cursor file exists but cannot be read."""
+
+
 class CursorFile:
     """The cursors of every namespace in one JSON file, replaced atomically."""
 
@@ -156,10 +160,16 @@ class CursorFile:
     def load(self) -> dict[str, NamespaceCursor]:
         if self.path is None or not self.path.exists():
             return {}
-        data = json.loads(self.path.read_text())
-        return {
-            ns: NamespaceCursor.from_json(one) for ns, one in data.get("namespaces", {}).items()
-        }
+        try:
+            data = json.loads(self.path.read_text())
+            namespaces = data.get("namespaces", {})
+            return {ns: NamespaceCursor.from_json(one) for ns, one in namespaces.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            # Starting over silently could resend hours of events, or skip them: refuse.
+            raise CursorError(
+                f"the bridge's cursor file {self.path} cannot be read ({error!r}); move it "
+                "away to start from now"
+            ) from error
 
     def save(self, cursors: dict[str, NamespaceCursor]) -> None:
         if self.path is None:

@@ -31,6 +31,7 @@ from temporal_automations.domain.events import MAX_LABEL_VALUE, EventIn
 from temporal_automations.temporal_bridge import (
     LAG_HEADER,
     SOURCE_HEADER,
+    CursorError,
     CursorFile,
     NamespaceCursor,
     TemporalBridge,
@@ -88,6 +89,14 @@ def test_event_ids_are_deterministic_and_distinct_per_run_and_kind() -> None:
     others.append(event_id("default", "order-1", "run-a", "started"))
     assert len({one, *others}) == 3
     assert event_id("other", "order-1", "run-a", "failed") != one
+
+
+def test_a_damaged_cursor_file_is_refused_with_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "cursor.json"
+    for damaged in ("{not json", '{"namespaces": {"default": {"started_until": 5}}}'):
+        path.write_text(damaged)
+        with pytest.raises(CursorError, match="move it away"):
+            CursorFile(path).load()
 
 
 def test_the_cursor_survives_a_round_trip(tmp_path: Path) -> None:
