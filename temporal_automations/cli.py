@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -513,6 +514,14 @@ def bridge_temporal(
         float,
         typer.Option(min=1, help="seconds without a poller before a task queue is not-ready"),
     ] = 60.0,
+    backfill: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="on a first start (no cursor yet), also send what started or closed in the "
+            "last this many seconds",
+        ),
+    ] = 0.0,
 ) -> None:
     """Watch workflows of a Temporal cluster and send temporal.workflow.* events to this API."""
     from temporal_automations.temporal import TemporalConnectionError, tls_config
@@ -565,6 +574,7 @@ def bridge_temporal(
                 exclude_types=_engine_types(settings, connection),
                 task_queues=task_queue or [],
                 queue_not_ready_after=not_ready_after,
+                start_from=datetime.now(UTC) - timedelta(seconds=backfill),
             )
         except CursorError as error:
             raise _fail(str(error)) from None

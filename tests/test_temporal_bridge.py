@@ -305,3 +305,30 @@ async def test_a_task_queue_losing_its_worker_and_a_paused_schedule_become_event
     assert [e["payload"]["note"] for e in named("temporal.schedule.unpaused")] == ["back"]
     for event in (ready, not_ready, paused):
         EventIn.model_validate(event)
+
+
+async def test_a_first_start_with_backfill_sends_runs_that_began_before_it(
+    cluster: Client, receiver: Receiver, tmp_path: Path
+) -> None:
+    workflow_id = f"early-{uuid.uuid4().hex[:6]}"
+    await cluster.start_workflow(WaitsForSignal.run, id=workflow_id, task_queue="user-work")
+    late = TemporalBridge(
+        cluster,
+        ["default"],
+        receiver.url,
+        cursor_file=tmp_path / "c.json",
+        poll_interval=0.2,
+        start_from=datetime.now(UTC) - timedelta(minutes=5),
+    )
+
+    def started() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in received(receiver)
+            if e["resource"]["prefect.resource.name"] == workflow_id
+            and e["event"] == "temporal.workflow.started"
+        ]
+
+    async with bridge_running(late):
+        await wait_until(started)
+    await cluster.get_workflow_handle(workflow_id).terminate()
