@@ -318,6 +318,7 @@ async def test_a_first_start_with_backfill_sends_runs_that_began_before_it(
         receiver.url,
         cursor_file=tmp_path / "c.json",
         poll_interval=0.2,
+        overlap=0,  # so only the backfill can reach back to the run's start
         start_from=datetime.now(UTC) - timedelta(minutes=5),
     )
 
