@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 
 from temporal_automations.api.deps import require_api_key
 from temporal_automations.api.page import router as page
-from temporal_automations.api.routers import automations, events, health
+from temporal_automations.api.routers import automations, events, health, temporal
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.api.store import AutomationNotFound, AutomationStore
 from temporal_automations.settings import Settings, get_settings
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, prefix="/api")
     app.include_router(automations.router, prefix="/api", dependencies=protected)
     app.include_router(events.router, prefix="/api", dependencies=protected)
+    app.include_router(temporal.router, prefix="/api", dependencies=protected)
     app.include_router(page.router)
 
     @app.exception_handler(AutomationNotFound)
