@@ -4,7 +4,6 @@ with pickers read from the cluster through GET /api/temporal/catalog."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -87,18 +86,17 @@ def test_temporal_actions_are_chosen_with_pickers_and_saved_as_the_api_takes_the
     page: Page, api: httpx.Client
 ) -> None:
     page.goto("/automations#/new")
-    page.get_by_label("Trigger template").select_option("custom")
-    page.get_by_label("Trigger (JSON)").fill(
-        json.dumps({"posture": "Reactive", "expect": ["temporal.workflow.failed"]})
-    )
+    page.get_by_label("Trigger template").select_option("temporal-workflow-closed")
+    page.get_by_label("When a Temporal workflow is").select_option("timed-out")
+    page.get_by_label("Only these workflow types (optional)").fill("ShipOrder")
     page.get_by_role("button", name="Next").click()
 
-    page.get_by_label("Type").select_option("temporal-terminate-workflow")
+    page.get_by_label("Type", exact=True).select_option("temporal-terminate-workflow")
     expect(page.get_by_label("Which workflow")).to_have_value("inferred")
     page.get_by_label("Reason (template, optional)").fill("{{ event.payload.failure.message }}")
     page.get_by_role("button", name="Add action", exact=True).click()
     second = page.locator("fieldset", has=page.get_by_text("Action 2"))
-    second.get_by_label("Type").select_option("temporal-start-workflow")
+    second.get_by_label("Type", exact=True).select_option("temporal-start-workflow")
     # The pickers offer what the cluster has.
     expect(page.locator("#temporal-workflow-types option[value='ShipOrder']")).to_have_count(1)
     expect(page.locator("#temporal-task-queues option[value='orders']")).to_have_count(1)
@@ -107,7 +105,7 @@ def test_temporal_actions_are_chosen_with_pickers_and_saved_as_the_api_takes_the
     second.get_by_label("Arguments (JSON list)").fill('["{{ event.resource.id }}"]')
     page.get_by_role("button", name="Add action", exact=True).click()
     third = page.locator("fieldset", has=page.get_by_text("Action 3"))
-    third.get_by_label("Type").select_option("temporal-pause-schedule")
+    third.get_by_label("Type", exact=True).select_option("temporal-pause-schedule")
     third.get_by_label("Which schedule").select_option("selected")
     expect(page.locator(f"#temporal-schedules option[value='{SCHEDULE}']")).to_have_count(1)
     third.get_by_label("Schedule ID").fill(f"temporal.schedule.{SCHEDULE}")
@@ -117,6 +115,12 @@ def test_temporal_actions_are_chosen_with_pickers_and_saved_as_the_api_takes_the
     expect(page.get_by_role("heading", name="Failed orders")).to_be_visible()
 
     saved = api.get(f"/automations/{page.url.rsplit('/', 1)[-1]}").json()
+    assert saved["trigger"]["posture"] == "Reactive"
+    assert saved["trigger"]["expect"] == ["temporal.workflow.timed-out"]
+    assert saved["trigger"]["match"] == {
+        "prefect.resource.id": "temporal.workflow.*",
+        "temporal.workflow-type": "ShipOrder",
+    }
     terminate, start, pause = saved["actions"]
     assert terminate["type"] == "temporal-terminate-workflow"
     assert terminate["source"] == "inferred" and terminate["workflow_id"] is None
@@ -129,3 +133,56 @@ def test_temporal_actions_are_chosen_with_pickers_and_saved_as_the_api_takes_the
     expect(definition).to_contain_text("Terminate the Temporal workflow of the event")
     expect(definition).to_contain_text("Start Temporal workflow ShipOrder on orders")
     expect(definition).to_contain_text(f"Pause Temporal schedule {SCHEDULE}")
+
+    expect(definition).to_contain_text("When a Temporal workflow is timed-out (of type ShipOrder)")
+    # Edit reopens the same template with the same choices.
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_label("Trigger template")).to_have_value("temporal-workflow-closed")
+    expect(page.get_by_label("When a Temporal workflow is")).to_have_value("timed-out")
+
+
+def test_temporal_trigger_templates_build_the_recipes_triggers(
+    page: Page, api: httpx.Client
+) -> None:
+    page.goto("/automations#/new")
+    page.get_by_label("Trigger template").select_option("temporal-schedule-failing")
+    page.get_by_label("Failed runs").fill("3")
+    page.get_by_label("Within (minutes)").fill("10")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Type", exact=True).select_option("temporal-pause-schedule")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Name", exact=True).fill("Failing schedules")
+    page.get_by_role("button", name="Create automation").click()
+    expect(page.get_by_role("heading", name="Failing schedules")).to_be_visible()
+    saved = api.get(f"/automations/{page.url.rsplit('/', 1)[-1]}").json()
+    assert saved["trigger"]["expect"] == ["temporal.workflow.failed"]
+    assert saved["trigger"]["match_related"] == {
+        "prefect.resource.role": "schedule",
+        "prefect.resource.id": "temporal.schedule.*",
+    }
+    assert saved["trigger"]["for_each"] == ["related:schedule:prefect.resource.id"]
+    assert (saved["trigger"]["threshold"], saved["trigger"]["within"]) == (3, 600)
+    assert saved["actions"] == [
+        {"type": "temporal-pause-schedule", "source": "inferred", "schedule_id": None,
+         "namespace": None, "note": "by automation {{ automation.name }}"}
+    ]  # fmt: skip
+    expect(page.locator("dl.definition")).to_contain_text(
+        "When a Temporal schedule's runs fail 3 times within 10 min"
+    )
+
+    page.goto("/automations#/new")
+    page.get_by_label("Trigger template").select_option("temporal-workflow-stuck")
+    page.get_by_label("Still running after (minutes)").fill("45")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Type", exact=True).select_option("temporal-cancel-workflow")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Name", exact=True).fill("Stuck workflows")
+    page.get_by_role("button", name="Create automation").click()
+    expect(page.get_by_role("heading", name="Stuck workflows")).to_be_visible()
+    saved = api.get(f"/automations/{page.url.rsplit('/', 1)[-1]}").json()
+    assert saved["trigger"]["posture"] == "Proactive"
+    assert saved["trigger"]["after"] == ["temporal.workflow.started"]
+    assert saved["trigger"]["within"] == 2700
+    expect(page.locator("dl.definition")).to_contain_text(
+        "When a Temporal workflow runs longer than 45 min"
+    )

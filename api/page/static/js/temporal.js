@@ -140,3 +140,119 @@ export function describeTemporal(action) {
   const id = action[`${kind}_id`];
   return action.source === "inferred" ? `${verb} the Temporal ${kind} of the event` : `${verb} Temporal ${kind} ${id}`;
 }
+
+// ------------------------------------------------------------------ trigger templates
+
+const WORKFLOW = "temporal.workflow.";
+const CLOSED = ["completed", "failed", "timed-out", "canceled", "terminated"];
+const ID = "prefect.resource.id";
+
+export const TEMPORAL_TEMPLATES = [
+  ["temporal-workflow-closed", "Temporal workflow failed or timed out"],
+  ["temporal-workflow-stuck", "Temporal workflow running too long"],
+  ["temporal-task-queue", "Temporal task queue without pollers"],
+  ["temporal-schedule-failing", "Temporal schedule's runs failing"],
+];
+
+export const TEMPORAL_CHOICE = {
+  workflowStatus: "failed", workflowTypes: "", workflowMinutes: 30, taskQueues: "",
+  schedules: "", failures: 3, failureMinutes: 10,
+};
+
+const names = (text) => String(text ?? "").split(/[\s,]+/).filter(Boolean);
+const oneOrMany = (list) => (list.length === 1 ? list[0] : list);
+const ofTypes = (text) => (names(text).length ? { "temporal.workflow-type": oneOrMany(names(text)) } : {});
+const ids = (prefix, text) => (names(text).length ? oneOrMany(names(text).map((n) => prefix + n)) : `${prefix}*`);
+
+export function temporalTriggerFrom(choice) {
+  switch (choice.template) {
+    case "temporal-workflow-closed":
+      return {
+        posture: "Reactive", match: { [ID]: `${WORKFLOW}*`, ...ofTypes(choice.workflowTypes) },
+        expect: [WORKFLOW + choice.workflowStatus], for_each: [ID],
+      };
+    case "temporal-workflow-stuck":
+      return {
+        posture: "Proactive", match: { [ID]: `${WORKFLOW}*`, ...ofTypes(choice.workflowTypes) },
+        after: [`${WORKFLOW}started`], expect: CLOSED.map((s) => WORKFLOW + s), for_each: [ID],
+        within: Number(choice.workflowMinutes) * 60,
+      };
+    case "temporal-task-queue":
+      return {
+        posture: "Reactive", match: { [ID]: ids("temporal.task-queue.", choice.taskQueues) },
+        expect: ["temporal.task-queue.not-ready"], for_each: [ID],
+      };
+    case "temporal-schedule-failing":
+      return {
+        posture: "Reactive", expect: [`${WORKFLOW}failed`],
+        match_related: { "prefect.resource.role": "schedule", [ID]: ids("temporal.schedule.", choice.schedules) },
+        for_each: ["related:schedule:prefect.resource.id"],
+        threshold: Number(choice.failures), within: Number(choice.failureMinutes) * 60,
+      };
+    default:
+      return null;
+  }
+}
+
+// The Temporal choices that could have built `trigger` (the caller keeps the one that does).
+export function temporalCandidates(trigger) {
+  const listed = (value, prefix = "") => (Array.isArray(value) ? value : value ? [value] : [])
+    .filter((v) => v !== `${prefix}*`).map((v) => v.slice(prefix.length)).join(", ");
+  const types = listed(trigger.match?.["temporal.workflow-type"]);
+  const related = Array.isArray(trigger.match_related) ? {} : trigger.match_related ?? {};
+  const within = Number(trigger.within ?? 0);
+  return [
+    { template: "temporal-workflow-closed", workflowStatus: (trigger.expect?.[0] ?? "").slice(WORKFLOW.length), workflowTypes: types },
+    { template: "temporal-workflow-stuck", workflowMinutes: within / 60, workflowTypes: types },
+    { template: "temporal-task-queue", taskQueues: listed(trigger.match?.[ID], "temporal.task-queue.") },
+    {
+      template: "temporal-schedule-failing", schedules: listed(related[ID], "temporal.schedule."),
+      failures: trigger.threshold ?? 1, failureMinutes: within / 60,
+    },
+  ];
+}
+
+export function temporalFits(choice) {
+  return choice.template !== "temporal-workflow-closed" || CLOSED.includes(choice.workflowStatus);
+}
+
+export function describeTemporalTrigger(choice, trigger, duration) {
+  const only = (text, what) => (names(text).length ? ` (${what} ${names(text).join(", ")})` : "");
+  switch (choice.template) {
+    case "temporal-workflow-closed":
+      return `When a Temporal workflow is ${choice.workflowStatus}${only(choice.workflowTypes, "of type")}`;
+    case "temporal-workflow-stuck":
+      return `When a Temporal workflow runs longer than ${duration(trigger.within)}${only(choice.workflowTypes, "of type")}`;
+    case "temporal-task-queue":
+      return `When a Temporal task queue has no pollers${only(choice.taskQueues, "queue")}`;
+    case "temporal-schedule-failing":
+      return `When a Temporal schedule's runs fail ${choice.failures} times within ${duration(trigger.within)}${only(choice.schedules, "schedule")}`;
+    default:
+      return null;
+  }
+}
+
+export function temporalTemplateFields(choice) {
+  pickers();
+  const input = (key, loc, attributes = {}) =>
+    bind(h("input", { type: "text", value: choice[key], "data-loc": loc, placeholder: "any", ...attributes }), choice, key);
+  const number = (key, loc) =>
+    bind(h("input", { type: "number", min: "0", step: "any", value: choice[key], "data-loc": loc }), choice, key);
+  const types = field("Only these workflow types (optional)", input("workflowTypes", "trigger.match", { list: LISTS.workflow_types }), "Separated by commas; empty means every workflow.");
+  switch (choice.template) {
+    case "temporal-workflow-closed":
+      return [field("When a Temporal workflow is", bind(h("select", { "data-loc": "trigger.expect" }, options(CLOSED.map((s) => [s]), choice.workflowStatus)), choice, "workflowStatus")), types];
+    case "temporal-workflow-stuck":
+      return [field("Still running after (minutes)", number("workflowMinutes", "trigger.within"), "Counted from its start; fires once per workflow."), types];
+    case "temporal-task-queue":
+      return [field("Only these task queues (optional)", input("taskQueues", "trigger.match", { list: LISTS.task_queues }), "The bridge says not-ready after --not-ready-after without a poller.")];
+    case "temporal-schedule-failing":
+      return [
+        field("Failed runs", number("failures", "trigger.threshold")),
+        field("Within (minutes)", number("failureMinutes", "trigger.within")),
+        field("Only these schedules (optional)", input("schedules", "trigger.match_related", { list: LISTS.schedules })),
+      ];
+    default:
+      return [];
+  }
+}
