@@ -18,8 +18,15 @@ The bridge reports its lag with every POST (also an empty one when nothing happe
 its last fully delivered window is. That is the "how far its cursor is behind" that the events
 clock holds proactive deadlines back for (SEMANTICS.md).
 
-Everything read from visibility is bounded: ids and names cut to label size, failure messages to
-a few KB, rows per query capped (a window holding more is halved until it fits).
+Every few seconds (`health_interval`) it also describes the task queues it knows (those of the
+workflows it saw, and any named) and lists the schedules: `temporal.task-queue.ready|not-ready`
+when pollers appear or none was seen for `queue_not_ready_after`, `temporal.schedule.paused|
+unpaused` when that changes. Their states are kept in the cursor and each event's id is derived
+from the previous change's, so a change is sent once.
+
+Everything read from the cluster is bounded: ids and names cut to label size, failure messages to
+a few KB, rows per query capped (a window holding more is halved until it fits), task queues,
+pollers and schedule pages capped.
 """
 
 from __future__ import annotations
@@ -432,7 +439,6 @@ class TemporalBridge:
         self.cursors = self.cursor_file.load()
         for namespace in self.namespaces:
             self.cursors.setdefault(namespace, NamespaceCursor(first, first))
-        self._clients: dict[str, Client] = {}
         self.task_queues = list(task_queues)
         self.queue_not_ready_after = timedelta(seconds=queue_not_ready_after)
         self.health_interval = health_interval
@@ -443,19 +449,6 @@ class TemporalBridge:
         self._details = asyncio.Semaphore(DETAIL_CONCURRENCY)
         self.emitted = 0
         self.lag = 0.0
-
-    def _client(self, namespace: str) -> Client:
-        if namespace == self.client.namespace:
-            return self.client
-        client = self._clients.get(namespace)
-        if client is None:
-            client = Client(
-                self.client.service_client,
-                namespace=namespace,
-                data_converter=self.client.data_converter,
-            )
-            self._clients[namespace] = client
-        return client
 
     async def run(self) -> None:
         """Poll until cancelled; a failure (cluster or API unreachable) is retried with
