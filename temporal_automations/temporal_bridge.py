@@ -448,6 +448,7 @@ class TemporalBridge:
         self._attempts: OrderedDict[str, int] = OrderedDict()
         self._details = asyncio.Semaphore(DETAIL_CONCURRENCY)
         self.emitted = 0
+        self.refused = 0
         self.lag = 0.0
 
     async def run(self) -> None:
@@ -740,7 +741,27 @@ class TemporalBridge:
         batches = [events[i : i + POST_BATCH] for i in range(0, len(events), POST_BATCH)] or [[]]
         for batch in batches:
             response = await http.post(self.events_url, json=batch, headers=headers)
-            response.raise_for_status()  # not accepted: the cursor stays, the poll repeats
+            if _refused(response) and len(batch) > 1:
+                # One event our API will never take must not hold back the others forever:
+                # each is sent alone, and the one refused is logged and skipped.
+                for event in batch:
+                    alone = await http.post(self.events_url, json=[event], headers=headers)
+                    if _refused(alone):
+                        self.refused += 1
+                        log.warning("event %s refused: %s", event["id"], alone.text[:300])
+                    else:
+                        alone.raise_for_status()
+                continue
+            if _refused(response):
+                self.refused += 1
+                log.warning("event refused: %s", response.text[:300])
+                continue
+            response.raise_for_status()  # unavailable: the cursor stays, the poll repeats
+
+
+def _refused(response: httpx.Response) -> bool:
+    """A 4xx that retrying cannot change (408 and 429 can)."""
+    return 400 <= response.status_code < 500 and response.status_code not in (401, 403, 408, 429)
 
 
 async def run_bridge(bridge: TemporalBridge) -> None:

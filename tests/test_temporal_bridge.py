@@ -333,3 +333,29 @@ async def test_a_first_start_with_backfill_sends_runs_that_began_before_it(
     async with bridge_running(late):
         await wait_until(started)
     await cluster.get_workflow_handle(workflow_id).terminate()
+
+
+async def test_an_event_our_api_refuses_does_not_hold_back_the_others(
+    cluster: Client, receiver: Receiver, tmp_path: Path
+) -> None:
+    prefix = f"refused-{uuid.uuid4().hex[:6]}"
+    bridge = TemporalBridge(
+        cluster, ["default"], receiver.url, cursor_file=tmp_path / "c.json", poll_interval=0.2
+    )
+    for index in range(3):
+        await cluster.execute_workflow(
+            Echo.run, "x", id=f"{prefix}-{index}", task_queue="user-work"
+        )
+    # The first batch (all of them) and the first event sent alone are refused with a 422.
+    receiver.fail_next(422, times=2, path="/events")
+    async with bridge_running(bridge):
+
+        def ours() -> set[str]:
+            return {
+                e["id"]
+                for e in received(receiver)
+                if e["resource"]["prefect.resource.name"].startswith(prefix)
+            }
+
+        await wait_until(lambda: len(ours()) >= 5)
+    assert bridge.refused == 1
