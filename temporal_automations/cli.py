@@ -115,6 +115,7 @@ async def _serve_until_stopped(
     banner: str,
     server: DevServer | None,
     watch_namespaces: list[str] | None = None,
+    bridge_cursor: Path | None = None,
 ) -> None:
     """Worker and API in one event loop until SIGINT/SIGTERM, or until a part fails; and the
     Temporal bridge, when `watch_namespaces` are given."""
@@ -131,7 +132,9 @@ async def _serve_until_stopped(
     watchers = {asyncio.create_task(stop.wait(), name="signal")}
     # Optional: a bridge that cannot reach its cluster logs why and retries; it never stops dev.
     bridge = (
-        asyncio.create_task(_temporal_bridge(settings, watch_namespaces), name="bridge")
+        asyncio.create_task(
+            _temporal_bridge(settings, watch_namespaces, bridge_cursor), name="bridge"
+        )
         if watch_namespaces
         else None
     )
@@ -164,8 +167,11 @@ async def _serve_until_stopped(
             raise StartupError(f"the {task.get_name()} stopped on its own")
 
 
-async def _temporal_bridge(settings: Settings, namespaces: list[str]) -> None:
-    """`dev --watch-temporal`: the bridge on the target cluster (the dev server by default)."""
+async def _temporal_bridge(
+    settings: Settings, namespaces: list[str], cursor: Path | None = None
+) -> None:
+    """`dev --watch-temporal`: the bridge on the target cluster (the dev server by default);
+    its cursor in `cursor` (None: in memory, for an ephemeral dev server)."""
     from temporal_automations.temporal_bridge import TemporalBridge, run_bridge
 
     connection = settings.target_connection()
@@ -173,7 +179,6 @@ async def _temporal_bridge(settings: Settings, namespaces: list[str]) -> None:
     client = await _connect_until_reachable(
         connection.model_copy(update={"namespace": namespaces[0]})
     )
-    cursor = default_data_dir() / "temporal-bridge" / f"{connection.address.replace(':', '_')}.json"
     await run_bridge(
         TemporalBridge(
             client,
@@ -337,7 +342,13 @@ def dev(
                 typer.echo(f"starting Temporal dev server ({where})…")
                 server.start()
             banner = _banner(settings, port)
-            asyncio.run(_serve_until_stopped(settings, port, banner, server, watch_temporal))
+            # The bridge's cursor lives beside the data it follows; with --ephemeral, nowhere.
+            cursor = (
+                None if ephemeral else (data_dir or default_data_dir()) / "temporal-bridge.json"
+            )
+            asyncio.run(
+                _serve_until_stopped(settings, port, banner, server, watch_temporal, cursor)
+            )
     except KeyboardInterrupt:
         pass  # stopped before the event loop took over the signals
     except (DevServerError, StartupError) as error:
