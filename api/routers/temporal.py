@@ -57,7 +57,16 @@ async def _target_client(request: Request, settings: SettingsDep, namespace: str
     return Client(base.service_client, namespace=namespace, data_converter=base.data_converter)
 
 
-@router.get("/catalog", response_model=Catalog)
+@router.get(
+    "/catalog",
+    response_model=Catalog,
+    responses={
+        401: {"description": "an API key is needed"},
+        404: {"description": "no such namespace"},
+        422: {"description": "the namespace is not a valid name"},
+        503: {"description": "the Temporal cluster is unreachable"},
+    },
+)
 async def catalog(
     request: Request,
     settings: SettingsDep,
