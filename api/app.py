@@ -20,7 +20,14 @@ from temporal_automations.api.deps import require_api_key
 from temporal_automations.api.edge import TooLargeAsJson
 from temporal_automations.api.events_store import EventsStore
 from temporal_automations.api.page import router as page
-from temporal_automations.api.routers import automations, events, events_feed, health, testfire
+from temporal_automations.api.routers import (
+    automations,
+    events,
+    events_feed,
+    health,
+    temporal,
+    testfire,
+)
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.api.store import AutomationNotFound, AutomationStore
 from temporal_automations.settings import Settings, events_store_url, get_settings
@@ -87,6 +94,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=settings.max_definition_bytes,
     )
     app.include_router(events_feed.sockets, prefix="/api")  # authenticated in their handshake
+    app.include_router(
+        temporal.router,
+        prefix="/api",
+        dependencies=protected,
+        max_body_size=settings.max_definition_bytes,
+    )
     app.include_router(page.router)
 
     @app.exception_handler(HTTPException)

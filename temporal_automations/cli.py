@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -118,6 +119,7 @@ async def _serve_until_stopped(
     banner: str,
     server: DevServer | None,
     watch_namespaces: list[str] | None = None,
+    bridge_cursor: Path | None = None,
 ) -> None:
     """Worker and API in one event loop until SIGINT/SIGTERM, or until a part fails; and the
     Temporal bridge, when `watch_namespaces` are given."""
@@ -134,7 +136,9 @@ async def _serve_until_stopped(
     watchers = {asyncio.create_task(stop.wait(), name="signal")}
     # Optional: a bridge that cannot reach its cluster logs why and retries; it never stops dev.
     bridge = (
-        asyncio.create_task(_temporal_bridge(settings, watch_namespaces), name="bridge")
+        asyncio.create_task(
+            _temporal_bridge(settings, watch_namespaces, bridge_cursor), name="bridge"
+        )
         if watch_namespaces
         else None
     )
@@ -167,21 +171,18 @@ async def _serve_until_stopped(
             raise StartupError(f"the {task.get_name()} stopped on its own")
 
 
-async def _temporal_bridge(settings: Settings, namespaces: list[str]) -> None:
-    """`dev --watch-temporal`: the bridge on the target cluster (the dev server by default)."""
-    from temporal_automations.temporal import connect_to
+async def _temporal_bridge(
+    settings: Settings, namespaces: list[str], cursor: Path | None = None
+) -> None:
+    """`dev --watch-temporal`: the bridge on the target cluster (the dev server by default);
+    its cursor in `cursor` (None: in memory, for an ephemeral dev server)."""
     from temporal_automations.temporal_bridge import TemporalBridge, run_bridge
 
     connection = settings.target_connection()
     namespaces = [name or connection.namespace for name in namespaces]
-    while True:
-        try:
-            client = await connect_to(connection.model_copy(update={"namespace": namespaces[0]}))
-            break
-        except Exception as error:  # unreachable, or settings that cannot work: say so
-            log.error("the Temporal bridge cannot connect to %s: %s", connection.address, error)
-            await asyncio.sleep(5)
-    cursor = default_data_dir() / "temporal-bridge" / f"{connection.address.replace(':', '_')}.json"
+    client = await _connect_until_reachable(
+        connection.model_copy(update={"namespace": namespaces[0]})
+    )
     await run_bridge(
         TemporalBridge(
             client,
@@ -193,6 +194,18 @@ async def _temporal_bridge(settings: Settings, namespaces: list[str]) -> None:
             exclude_types=_engine_types(settings, connection),
         )
     )
+
+
+async def _connect_until_reachable(connection: TemporalConnection) -> Any:
+    """The bridge's client; a cluster that does not answer yet is tried again every 5 s."""
+    from temporal_automations.temporal import connect_to
+
+    while True:
+        try:
+            return await connect_to(connection)
+        except Exception as error:  # unreachable, or settings that cannot work: say so
+            log.error("the Temporal bridge cannot connect to %s: %s", connection.address, error)
+            await asyncio.sleep(5)
 
 
 def _engine_types(settings: Settings, watched: TemporalConnection) -> list[str]:
@@ -343,7 +356,13 @@ def dev(
                 typer.echo(f"starting Temporal dev server ({where})…")
                 server.start()
             banner = _banner(settings, port)
-            asyncio.run(_serve_until_stopped(settings, port, banner, server, watch_temporal))
+            # The bridge's cursor lives beside the data it follows; with --ephemeral, nowhere.
+            cursor = (
+                None if ephemeral else (data_dir or default_data_dir()) / "temporal-bridge.json"
+            )
+            asyncio.run(
+                _serve_until_stopped(settings, port, banner, server, watch_temporal, cursor)
+            )
     except KeyboardInterrupt:
         pass  # stopped before the event loop took over the signals
     except (DevServerError, StartupError) as error:
@@ -551,10 +570,23 @@ def bridge_temporal(
         float,
         typer.Option(min=1, help="seconds without a poller before a task queue is not-ready"),
     ] = 60.0,
+    backfill: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="on a first start (no cursor yet), also send what started or closed in the "
+            "last this many seconds",
+        ),
+    ] = 0.0,
 ) -> None:
     """Watch workflows of a Temporal cluster and send temporal.workflow.* events to this API."""
-    from temporal_automations.temporal import TemporalConnectionError, connect_to
-    from temporal_automations.temporal_bridge import TemporalBridge, run_bridge
+    from temporal_automations.temporal import TemporalConnectionError, tls_config
+    from temporal_automations.temporal_bridge import (
+        CursorError,
+        CursorFile,
+        TemporalBridge,
+        run_bridge,
+    )
 
     _logging()
     settings = get_settings()
@@ -574,23 +606,34 @@ def bridge_temporal(
         f"{connection.address.replace(':', '_')}.json"
     )
 
+    try:
+        CursorFile(cursor).load()
+        tls_config(connection)
+    except (CursorError, TemporalConnectionError) as error:
+        raise _fail(str(error)) from None
+
     async def main() -> None:
-        try:
-            client = await connect_to(connection.model_copy(update={"namespace": namespaces[0]}))
-        except TemporalConnectionError as error:
-            raise _fail(str(error)) from None
-        bridge = TemporalBridge(
-            client,
-            namespaces,
-            settings.api_url,
-            automations_api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-            cursor_file=cursor,
-            poll_interval=poll_interval or settings.temporal_bridge_poll_interval,
-            overlap=overlap,
-            exclude_types=_engine_types(settings, connection),
-            task_queues=task_queue or [],
-            queue_not_ready_after=not_ready_after,
+        client = await _connect_until_reachable(
+            connection.model_copy(update={"namespace": namespaces[0]})
         )
+        try:
+            bridge = TemporalBridge(
+                client,
+                namespaces,
+                settings.api_url,
+                automations_api_key=settings.api_key.get_secret_value()
+                if settings.api_key
+                else None,
+                cursor_file=cursor,
+                poll_interval=poll_interval or settings.temporal_bridge_poll_interval,
+                overlap=overlap,
+                exclude_types=_engine_types(settings, connection),
+                task_queues=task_queue or [],
+                queue_not_ready_after=not_ready_after,
+                start_from=datetime.now(UTC) - timedelta(seconds=backfill),
+            )
+        except CursorError as error:
+            raise _fail(str(error)) from None
         typer.echo(
             f"watching {connection.address} namespaces {', '.join(namespaces)} -> "
             f"{bridge.events_url} (cursor {cursor})"

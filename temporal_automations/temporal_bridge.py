@@ -18,8 +18,15 @@ The bridge reports its lag with every POST (also an empty one when nothing happe
 its last fully delivered window is. That is the "how far its cursor is behind" that the events
 clock holds proactive deadlines back for (SEMANTICS.md).
 
-Everything read from visibility is bounded: ids and names cut to label size, failure messages to
-a few KB, rows per query capped (a window holding more is halved until it fits).
+Every few seconds (`health_interval`) it also describes the task queues it knows (those of the
+workflows it saw, and any named) and lists the schedules: `temporal.task-queue.ready|not-ready`
+when pollers appear or none was seen for `queue_not_ready_after`, `temporal.schedule.paused|
+unpaused` when that changes. Their states are kept in the cursor and each event's id is derived
+from the previous change's, so a change is sent once.
+
+Everything read from the cluster is bounded: ids and names cut to label size, failure messages to
+a few KB, rows per query capped (a window holding more is halved until it fits), task queues,
+pollers and schedule pages capped.
 """
 
 from __future__ import annotations
@@ -147,6 +154,10 @@ class NamespaceCursor:
         }
 
 
+class CursorError(RuntimeError):
+    """The cursor file exists but cannot be read."""
+
+
 class CursorFile:
     """The cursors of every namespace in one JSON file, replaced atomically."""
 
@@ -156,10 +167,16 @@ class CursorFile:
     def load(self) -> dict[str, NamespaceCursor]:
         if self.path is None or not self.path.exists():
             return {}
-        data = json.loads(self.path.read_text())
-        return {
-            ns: NamespaceCursor.from_json(one) for ns, one in data.get("namespaces", {}).items()
-        }
+        try:
+            data = json.loads(self.path.read_text())
+            namespaces = data.get("namespaces", {})
+            return {ns: NamespaceCursor.from_json(one) for ns, one in namespaces.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            # Starting over silently could resend hours of events, or skip them: refuse.
+            raise CursorError(
+                f"the bridge's cursor file {self.path} cannot be read ({error!r}); move it "
+                "away to start from now"
+            ) from error
 
     def save(self, cursors: dict[str, NamespaceCursor]) -> None:
         if self.path is None:
@@ -422,7 +439,6 @@ class TemporalBridge:
         self.cursors = self.cursor_file.load()
         for namespace in self.namespaces:
             self.cursors.setdefault(namespace, NamespaceCursor(first, first))
-        self._clients: dict[str, Client] = {}
         self.task_queues = list(task_queues)
         self.queue_not_ready_after = timedelta(seconds=queue_not_ready_after)
         self.health_interval = health_interval
@@ -432,20 +448,8 @@ class TemporalBridge:
         self._attempts: OrderedDict[str, int] = OrderedDict()
         self._details = asyncio.Semaphore(DETAIL_CONCURRENCY)
         self.emitted = 0
+        self.refused = 0
         self.lag = 0.0
-
-    def _client(self, namespace: str) -> Client:
-        if namespace == self.client.namespace:
-            return self.client
-        client = self._clients.get(namespace)
-        if client is None:
-            client = Client(
-                self.client.service_client,
-                namespace=namespace,
-                data_converter=self.client.data_converter,
-            )
-            self._clients[namespace] = client
-        return client
 
     async def run(self) -> None:
         """Poll until cancelled; a failure (cluster or API unreachable) is retried with
@@ -737,7 +741,27 @@ class TemporalBridge:
         batches = [events[i : i + POST_BATCH] for i in range(0, len(events), POST_BATCH)] or [[]]
         for batch in batches:
             response = await http.post(self.events_url, json=batch, headers=headers)
-            response.raise_for_status()  # not accepted: the cursor stays, the poll repeats
+            if _refused(response) and len(batch) > 1:
+                # One event our API will never take must not hold back the others forever:
+                # each is sent alone, and the one refused is logged and skipped.
+                for event in batch:
+                    alone = await http.post(self.events_url, json=[event], headers=headers)
+                    if _refused(alone):
+                        self.refused += 1
+                        log.warning("event %s refused: %s", event["id"], alone.text[:300])
+                    else:
+                        alone.raise_for_status()
+                continue
+            if _refused(response):
+                self.refused += 1
+                log.warning("event refused: %s", response.text[:300])
+                continue
+            response.raise_for_status()  # unavailable: the cursor stays, the poll repeats
+
+
+def _refused(response: httpx.Response) -> bool:
+    """A 4xx that retrying cannot change (408 and 429 can)."""
+    return 400 <= response.status_code < 500 and response.status_code not in (401, 403, 408, 429)
 
 
 async def run_bridge(bridge: TemporalBridge) -> None:

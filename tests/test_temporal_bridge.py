@@ -31,6 +31,7 @@ from temporal_automations.domain.events import MAX_LABEL_VALUE, EventIn
 from temporal_automations.temporal_bridge import (
     LAG_HEADER,
     SOURCE_HEADER,
+    CursorError,
     CursorFile,
     NamespaceCursor,
     TemporalBridge,
@@ -88,6 +89,14 @@ def test_event_ids_are_deterministic_and_distinct_per_run_and_kind() -> None:
     others.append(event_id("default", "order-1", "run-a", "started"))
     assert len({one, *others}) == 3
     assert event_id("other", "order-1", "run-a", "failed") != one
+
+
+def test_a_damaged_cursor_file_is_refused_with_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "cursor.json"
+    for damaged in ("{not json", '{"namespaces": {"default": {"started_until": 5}}}'):
+        path.write_text(damaged)
+        with pytest.raises(CursorError, match="move it away"):
+            CursorFile(path).load()
 
 
 def test_the_cursor_survives_a_round_trip(tmp_path: Path) -> None:
@@ -296,3 +305,57 @@ async def test_a_task_queue_losing_its_worker_and_a_paused_schedule_become_event
     assert [e["payload"]["note"] for e in named("temporal.schedule.unpaused")] == ["back"]
     for event in (ready, not_ready, paused):
         EventIn.model_validate(event)
+
+
+async def test_a_first_start_with_backfill_sends_runs_that_began_before_it(
+    cluster: Client, receiver: Receiver, tmp_path: Path
+) -> None:
+    workflow_id = f"early-{uuid.uuid4().hex[:6]}"
+    await cluster.start_workflow(WaitsForSignal.run, id=workflow_id, task_queue="user-work")
+    late = TemporalBridge(
+        cluster,
+        ["default"],
+        receiver.url,
+        cursor_file=tmp_path / "c.json",
+        poll_interval=0.2,
+        overlap=0,  # so only the backfill can reach back to the run's start
+        start_from=datetime.now(UTC) - timedelta(minutes=5),
+    )
+
+    def started() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in received(receiver)
+            if e["resource"]["prefect.resource.name"] == workflow_id
+            and e["event"] == "temporal.workflow.started"
+        ]
+
+    async with bridge_running(late):
+        await wait_until(started)
+    await cluster.get_workflow_handle(workflow_id).terminate()
+
+
+async def test_an_event_our_api_refuses_does_not_hold_back_the_others(
+    cluster: Client, receiver: Receiver, tmp_path: Path
+) -> None:
+    prefix = f"refused-{uuid.uuid4().hex[:6]}"
+    bridge = TemporalBridge(
+        cluster, ["default"], receiver.url, cursor_file=tmp_path / "c.json", poll_interval=0.2
+    )
+    for index in range(3):
+        await cluster.execute_workflow(
+            Echo.run, "x", id=f"{prefix}-{index}", task_queue="user-work"
+        )
+    # The first batch (all of them) and the first event sent alone are refused with a 422.
+    receiver.fail_next(422, times=2, path="/events")
+    async with bridge_running(bridge):
+
+        def ours() -> set[str]:
+            return {
+                e["id"]
+                for e in received(receiver)
+                if e["resource"]["prefect.resource.name"].startswith(prefix)
+            }
+
+        await wait_until(lambda: len(ours()) >= 5)
+    assert bridge.refused == 1

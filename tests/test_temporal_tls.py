@@ -8,10 +8,13 @@ and the gRPC calls over it are all real."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
 import ipaddress
+import os
 import ssl
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,9 +25,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 
-from temporal_automations.devserver import DevServer
+from temporal_automations.devserver import DevServer, free_port, stop_process
 from temporal_automations.settings import Settings, TemporalConnection
 from temporal_automations.temporal import TemporalConnectionError, connect_to, tls_config
+from tests.stack import Stack
+from tests.support import Receiver, send
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -161,3 +166,73 @@ def test_tls_settings_that_cannot_work_are_refused(tmp_path: Path) -> None:
         tls_config(TemporalConnection(address="a:1", tls_cert=tmp_path / "c.pem"))
     with pytest.raises(TemporalConnectionError, match="cannot read"):
         tls_config(TemporalConnection(address="a:1", tls_ca=tmp_path / "missing.pem"))
+
+
+@contextlib.contextmanager
+def terminator_thread(pki: Pki, upstream: DevServer) -> Iterator[str]:
+    """The TLS terminator on a loop of its own, for processes that outlive one test's loop."""
+    loop = asyncio.new_event_loop()
+    ready: concurrent.futures.Future[str] = concurrent.futures.Future()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with tls_terminator(pki, upstream) as address:
+            ready.set_result(address)
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        yield ready.result(timeout=10)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
+
+
+def test_worker_and_api_run_over_mtls_and_an_automation_fires(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    pki = Pki(tmp_path)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with (
+        DevServer(log_file=logs / "temporal.log") as server,
+        terminator_thread(pki, server) as address,
+    ):
+        api_port = free_port()
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": address,
+            "TEMPORAL_TLS_CERT": str(pki.client_cert),
+            "TEMPORAL_TLS_KEY": str(pki.client_key),
+            "TEMPORAL_TLS_CA": str(pki.ca),
+            "TEMPORAL_TLS_SERVER_NAME": "localhost",
+            "TASK_QUEUE": "automations-tls",
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(api_port),
+            "API_URL": f"http://127.0.0.1:{api_port}/api",
+            "ALLOW_PRIVATE_WEBHOOKS": "true",
+            "TEMPORAL_UI_URL": "",
+        }
+        env.pop("API_KEY", None)
+        stack = Stack(server, env, logs)
+        try:
+            stack.start_worker()
+            stack.start_api()
+            stack.wait_healthy()
+            with stack.sync_client() as api:
+                created = api.post(
+                    "/automations/",
+                    json={
+                        "name": "over mTLS",
+                        "trigger": {"posture": "Reactive", "expect": ["tls.test"]},
+                        "actions": [{"type": "call-webhook", "url": f"{receiver.url}/tls"}],
+                    },
+                )
+                assert created.status_code == 201, created.text
+                send(api, {"event": "tls.test", "resource": {"prefect.resource.id": "tls.probe"}})
+            assert receiver.wait_for(1, "/tls", timeout=60)
+        finally:
+            for process in (stack.api, stack.worker):
+                stop_process(process)

@@ -2,6 +2,7 @@
 // on a resource has a target that is either selected (its ID) or inferred (from the event).
 import { FieldError } from "./errors.js";
 import { bind, field, h, options } from "./dom.js";
+import { TEMPORAL_GROUP, defaultTemporalAction, isTemporal, temporalFields, temporalForApi } from "./temporal.js";
 
 const GROUPS = [
   ["Notify", [
@@ -21,6 +22,7 @@ const GROUPS = [
     ["resume-flow-run", "Resume the flow run"],
     ["change-flow-run-state", "Change the flow run's state"],
   ]],
+  TEMPORAL_GROUP,
   ["Automations", [
     ["pause-automation", "Pause an automation"],
     ["resume-automation", "Resume an automation"],
@@ -60,6 +62,7 @@ function draftOf(action) {
 
 // A new action of this type; targets are inferred when the trigger's events carry them.
 export function defaultAction(type, inferable = []) {
+  if (isTemporal(type)) return defaultTemporalAction(type);
   const kind = TARGET[type];
   if (kind) {
     const inferred = kind !== "automation" && inferable.includes(kind);
@@ -132,6 +135,8 @@ export function actionEditor(action, loc, title, context, onRemove) {
         field("Start after (seconds)", bind(h("input", { type: "number", min: "0", step: "any", value: action.schedule_after ?? 0, "data-loc": at("schedule_after") }),
           action, "schedule_after", (e) => Number(e.value))));
     }
+  } else if (isTemporal(action.type)) {
+    fields.push(...temporalFields(action, at, context.rerender));
   } else if (FLOW_RUN_ACTIONS.includes(action.type)) {
     fields.push(h("p", { class: "hint" }, "Acts on the firing's flow run: the triggering event's, or the key's for a run that got stuck."));
     if (action.type === "change-flow-run-state") {
@@ -222,5 +227,6 @@ export function actionForApi(action, loc) {
     out.name = out.name?.trim() || null;
     out.message = out.message?.trim() || null;
   }
+  if (isTemporal(out.type)) temporalForApi(out, action, loc);
   return out;
 }

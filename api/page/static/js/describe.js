@@ -1,5 +1,6 @@
 // Automations in words, as the list and the detail view show them.
 export { describeTrigger, duration } from "./triggers.js";
+import { describeTemporal, isTemporal } from "./temporal.js";
 
 function hostOf(url) {
   try {
@@ -48,7 +49,7 @@ export function describeAction(action) {
     case "resume-flow-run": return "Resume the flow run";
     case "change-flow-run-state": return `Set the flow run to ${action.state}`;
     case "do-nothing": return "Do nothing";
-    default: return action.type;
+    default: return isTemporal(action.type) ? describeTemporal(action) : action.type;
   }
 }
 

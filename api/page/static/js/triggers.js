@@ -2,6 +2,10 @@
 // existing trigger is recognised as the template that would build it (so Edit shows the
 // same simple fields, and the list can say it in words).
 import { bind, field, h, options } from "./dom.js";
+import {
+  TEMPORAL_CHOICE, TEMPORAL_TEMPLATES, describeTemporalTrigger, temporalCandidates, temporalFits,
+  temporalTemplateFields, temporalTriggerFrom,
+} from "./temporal.js";
 
 export const FLOW_RUN = "prefect.flow-run.";
 export const WORK_QUEUE = "prefect.work-queue.";
@@ -21,6 +25,7 @@ export const TEMPLATES = [
   ["flow-run-stuck", "Flow run stuck in a state"],
   ["work-queue", "Work queue health"],
   ["deployment", "Deployment status"],
+  ...TEMPORAL_TEMPLATES,
   ["custom", "Custom (JSON)"],
 ];
 
@@ -44,6 +49,7 @@ export function newChoice() {
     deploymentStatus: "not-ready",
     only: "",
     json: JSON.stringify({ posture: "Reactive", expect: ["my.event"] }, null, 2),
+    ...TEMPORAL_CHOICE,
   };
 }
 
@@ -96,7 +102,7 @@ export function triggerFrom(choice) {
         expect: [DEPLOYMENT + choice.deploymentStatus],
       };
     default:
-      return JSON.parse(choice.json);
+      return temporalTriggerFrom(choice) ?? JSON.parse(choice.json);
   }
 }
 
@@ -146,6 +152,7 @@ export function choiceFrom(trigger) {
       queueMinutes: trigger.posture === "Proactive" ? within / 60 : 0, only: matched("work-queue"),
     },
     { template: "deployment", deploymentStatus: stripped(trigger.expect, DEPLOYMENT)[0], only: matched("deployment") },
+    ...temporalCandidates(trigger),
   ];
   const wanted = canonical(trigger);
   for (const candidate of candidates) {
@@ -164,7 +171,7 @@ function fits(choice) {
     case "flow-run-stuck": return STUCK_STATES.includes(choice.stuckState);
     case "work-queue": return QUEUE_STATUSES.includes(choice.queueStatus);
     case "deployment": return DEPLOYMENT_STATUSES.includes(choice.deploymentStatus);
-    default: return false;
+    default: return choice.template.startsWith("temporal-") && temporalFits(choice);
   }
 }
 
@@ -197,7 +204,7 @@ export function describeTrigger(trigger) {
     case "deployment":
       return `When a deployment becomes ${choice.deploymentStatus}${onlyWords(choice.only, "deployment")}`;
     default:
-      return describeLoosely(trigger) ?? describeCustom(trigger);
+      return describeTemporalTrigger(choice, trigger, duration) ?? describeLoosely(trigger) ?? describeCustom(trigger);
   }
 }
 
@@ -263,6 +270,7 @@ export function templateFields(choice) {
         field("Only these deployments (optional)", only("trigger.match"), "Deployment IDs, separated by commas; empty means every deployment."),
       ];
     default:
+      if (choice.template.startsWith("temporal-")) return temporalTemplateFields(choice);
       return [field("Trigger (JSON)", bind(h("textarea", { rows: 12, "data-loc": "trigger", spellcheck: "false" }, choice.json), choice, "json"),
         "Prefect's event trigger: posture (Reactive or Proactive), expect, after, match, match_related, for_each, threshold, within (seconds).")];
   }
