@@ -1,5 +1,5 @@
 // The page's router (#/, #/new, #/edit/<id>, #/a/<id>) and the API key prompt.
-import { Unauthorized, hasApiKey, setApiKey } from "./api.js";
+import { Unauthorized, borrowApiKey, hasApiKey, setApiKey } from "./api.js";
 import { renderDetail } from "./detail.js";
 import { field, h, hideToast } from "./dom.js";
 import { renderList } from "./list.js";
@@ -15,7 +15,7 @@ function askForKey() {
   const input = h("input", { type: "password", autocomplete: "off", id: "api-key", required: true });
   const form = h("form", { class: "card narrow", "aria-labelledby": "key-title" },
     h("h1", { id: "key-title" }, "API key needed"),
-    h("p", {}, "This server requires an API key. The page keeps it for this browser tab until you close it."),
+    h("p", {}, "This server requires an API key. The page keeps it for this browser session (its open tabs) and asks once."),
     field("API key", input),
     keyRejected ? h("p", { class: "error", role: "alert" }, "That key was not accepted. Try again.") : null,
     h("div", { class: "row end" }, h("button", { type: "submit" }, "Continue")));
@@ -35,7 +35,7 @@ async function route() {
   leave = null;
   hideToast();
   const [, page, id] = location.hash.replace(/^#\/?/, "").match(/^([a-z]*)\/?(.*)$/) || [];
-  if (config.auth_required && !hasApiKey()) return askForKey();
+  if (config.auth_required && !hasApiKey() && !(await borrowApiKey())) return askForKey();
   try {
     if (page === "new") await renderWizard(view);
     else if (page === "edit") await renderWizard(view, id);
