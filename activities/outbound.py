@@ -88,7 +88,7 @@ class OutboundPolicy:
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 # Runs that look like tokens, keys or hashes (24+ characters of base64/hex/url-safe alphabets).
-_TOKENISH = re.compile(r"[A-Za-z0-9+/=_\-.]{24,}")
+_TOKENISH = re.compile(r"[A-Za-z0-9+=_\-]{24,}")  # no "." or "/": hosts and paths stay readable
 
 
 def excerpt(raw: bytes | str, limit: int = EXCERPT_CHARS) -> str:
@@ -103,10 +103,12 @@ def where(url: str) -> str:
     """A URL as a reason shows it: no user, password, query or fragment (they carry tokens)."""
     try:
         parsed = URL(url)
-        shown = f"{parsed.scheme}://{parsed.host_port_subcomponent or ''}{parsed.raw_path}"
+        host = parsed.host_port_subcomponent or ""
+        path = _TOKENISH.sub("[…]", parsed.raw_path)  # e.g. /services/T000/B000/<token>
+        shown = f"{parsed.scheme}://{host}{path}"
     except (ValueError, TypeError):
         return "(an unparseable URL)"
-    return excerpt(shown, 100)
+    return shown if len(shown) <= 100 else shown[:99] + "…"
 
 
 # ---------------------------------------------------------------------------- webhooks
@@ -271,7 +273,7 @@ async def notify(policy: OutboundPolicy, urls: list[str], title: str, body: str)
     )
     for call, (url, _), sent in zip(calls, plugins, results, strict=True):
         if call.refusals:
-            raise fail(f"{scheme(url)}:// notification refused: {excerpt(call.refusals[0], 240)}")
+            raise fail(f"{scheme(url)}:// notification refused: {call.refusals[0][:300]}")
         if not sent:
             raise RuntimeError(f"the {scheme(url)}:// service did not accept the message")
 

@@ -223,7 +223,8 @@ async def test_every_apprise_scheme_that_makes_a_request_is_refused_toward_loopb
         with pytest.raises(ApplicationError) as error:
             await outbound.notify(OutboundPolicy(), [url], "subject", "body")
         assert error.value.non_retryable, name
-        assert REFUSED in str(error.value.message) and "127.0.0.1" in str(error.value.message)
+        reason = str(error.value.message)
+        assert REFUSED in reason and "127.0.0.1" in reason and "ALLOW_PRIVATE_WEBHOOKS" in reason
     assert target.connections == reached, "a refused scheme reached the loopback server"
 
 
@@ -368,3 +369,5 @@ def test_excerpt_bounds() -> None:
     assert outbound.excerpt(b"\xff\xfe ok \x00\x1b[31m") == "�� ok [31m"
     assert len(outbound.excerpt("x " * 10_000)) == outbound.EXCERPT_CHARS
     assert outbound.where("http://a:b@h.test:8080/p?q=1#f") == "http://h.test:8080/p"
+    long_host = "https://hooks.a-rather-long-subdomain.example.com/services/T0/B0/"
+    assert outbound.where(long_host + "XXXXXXXXXXXXXXXXXXXXXXXXXXXX") == long_host + "[…]"
