@@ -137,17 +137,11 @@ async def request(
         addresses = await asyncio.to_thread(policy.addresses, host, port)
     except OutboundRefused as error:
         raise fail(f"{method} {where(url)} refused: {error}") from None
-    pinned = target.with_host(addresses[0])
     headers = {**headers, "Host": target.host_port_subcomponent or host}
     tls = {"server_hostname": host} if target.scheme == "https" else {}
-    try:
-        async with http.request(
-            method, pinned, headers=headers, data=data, json=json, allow_redirects=False, **tls
-        ) as response:
-            status = response.status
-            body = await response.content.read(_READ_BYTES) if status >= 300 else b""
-    except (aiohttp.ClientError, TimeoutError) as error:
-        raise RuntimeError(f"{method} {where(url)} failed: {type(error).__name__}") from None
+    status, body = await _first_answer(
+        http, method, url, [target.with_host(ip) for ip in addresses], headers, data, json, tls
+    )
     if status < 300:
         return status
     reason = f"{method} {where(url)} answered {status}"
@@ -158,6 +152,36 @@ async def request(
     if status < 500 and status not in RETRYABLE_STATUS:
         raise fail(reason)
     raise RuntimeError(reason)  # retried
+
+
+async def _first_answer(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    pinned: list[URL],
+    headers: dict[str, str],
+    data: str | None,
+    json: Any,
+    tls: dict[str, str],
+) -> tuple[int, bytes]:
+    """The answer from the first checked address that takes the connection (a dual-stack
+    name's IPv6 address may be unreachable from here); nothing is sent twice, as a connection
+    error comes before the request is written."""
+    failure: Exception | None = None
+    for address in pinned:
+        try:
+            async with http.request(
+                method, address, headers=headers, data=data, json=json, allow_redirects=False, **tls
+            ) as response:
+                body = await response.content.read(_READ_BYTES) if response.status >= 300 else b""
+                return response.status, body
+        except aiohttp.ClientConnectorError as error:
+            failure = error
+        except (aiohttp.ClientError, TimeoutError) as error:
+            failure = error
+            break
+    assert failure is not None
+    raise RuntimeError(f"{method} {where(url)} failed: {type(failure).__name__}") from None
 
 
 # ---------------------------------------------------------------------------- notifications

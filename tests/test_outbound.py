@@ -444,3 +444,22 @@ async def test_a_pinned_https_webhook_keeps_the_name_for_sni_and_the_certificate
         ]
     finally:
         server.stop()
+
+
+async def test_a_webhook_tries_the_next_checked_address_when_one_refuses(
+    target: ScriptedServer,
+) -> None:
+    # The server listens on 127.0.0.1 only: 127.0.0.2 refuses the connection.
+    resolver = ScriptedResolverFake({"dual.test": [["127.0.0.2", "127.0.0.1"]]})
+    async with aiohttp.ClientSession() as http:
+        status = await outbound.request(
+            http,
+            OutboundPolicy(allow_private=True, resolver=resolver),
+            "POST",
+            f"http://dual.test:{target.port}/in",
+            headers={},
+            data="{}",
+        )
+    assert status == 200
+    assert len(target.requests) == 1
+    assert resolver.lookups == ["dual.test"]
