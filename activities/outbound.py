@@ -20,6 +20,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -56,6 +57,13 @@ class SystemResolver:
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def _ip_literal(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -70,7 +78,8 @@ class OutboundPolicy:
 
     def addresses(self, host: str, port: int) -> list[str]:
         """`host`'s addresses, resolved once; every one is checked, or none is returned."""
-        addresses = self.resolver.resolve(host, port)
+        literal = _ip_literal(host)
+        addresses = [literal] if literal else self.resolver.resolve(host, port)
         if not addresses:
             raise OutboundRefused(f"{host!r} has no address")
         if not self.allow_private:
@@ -134,7 +143,10 @@ async def request(
     if target.scheme not in ("http", "https") or not host or port is None:
         raise fail(f"not an http(s) URL: {where(url)}")
     try:
-        addresses = await asyncio.to_thread(policy.addresses, host, port)
+        if _ip_literal(host):  # nothing to look up: no thread (the hot path of a burst)
+            addresses = policy.addresses(host, port)
+        else:
+            addresses = await asyncio.to_thread(policy.addresses, host, port)
     except OutboundRefused as error:
         raise fail(f"{method} {where(url)} refused: {error}") from None
     headers = {**headers, "Host": target.host_port_subcomponent or host}
@@ -222,6 +234,9 @@ class _GuardedCall:
 
 
 _active: ContextVar[_GuardedCall | None] = ContextVar("outbound_guard", default=None)
+# Notifications block a thread for as long as the service takes (seconds, at worst apprise's
+# timeouts): threads of their own, so they never queue the default executor's name lookups.
+_NOTIFIERS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="notify")
 _install_lock = threading.Lock()
 _installed = False
 
@@ -268,8 +283,11 @@ def _install() -> None:
 
 
 def _notify_one(call: _GuardedCall, plugin: Any, title: str, body: str) -> bool:
-    _active.set(call)  # in this thread's copy of the context only
-    return bool(plugin.notify(body=body, title=title))
+    token = _active.set(call)  # this thread's, for this call only
+    try:
+        return bool(plugin.notify(body=body, title=title))
+    finally:
+        _active.reset(token)
 
 
 def scheme(url: str) -> str:
@@ -289,9 +307,10 @@ async def notify(policy: OutboundPolicy, urls: list[str], title: str, body: str)
             raise fail(f"not a notification URL apprise understands: {scheme(url)}://…")
         plugins.append((url, plugin))
     calls = [_GuardedCall(policy) for _ in plugins]
+    loop = asyncio.get_running_loop()
     results = await asyncio.gather(
         *(
-            asyncio.to_thread(_notify_one, call, plugin, title, body)
+            loop.run_in_executor(_NOTIFIERS, _notify_one, call, plugin, title, body)
             for call, (_, plugin) in zip(calls, plugins, strict=True)
         )
     )
