@@ -20,6 +20,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -56,6 +57,13 @@ class SystemResolver:
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def _ip_literal(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -70,7 +78,8 @@ class OutboundPolicy:
 
     def addresses(self, host: str, port: int) -> list[str]:
         """`host`'s addresses, resolved once; every one is checked, or none is returned."""
-        addresses = self.resolver.resolve(host, port)
+        literal = _ip_literal(host)
+        addresses = [literal] if literal else self.resolver.resolve(host, port)
         if not addresses:
             raise OutboundRefused(f"{host!r} has no address")
         if not self.allow_private:
@@ -88,7 +97,7 @@ class OutboundPolicy:
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 # Runs that look like tokens, keys or hashes (24+ characters of base64/hex/url-safe alphabets).
-_TOKENISH = re.compile(r"[A-Za-z0-9+/=_\-.]{24,}")
+_TOKENISH = re.compile(r"[A-Za-z0-9+=_\-]{24,}")  # no "." or "/": hosts and paths stay readable
 
 
 def excerpt(raw: bytes | str, limit: int = EXCERPT_CHARS) -> str:
@@ -103,10 +112,12 @@ def where(url: str) -> str:
     """A URL as a reason shows it: no user, password, query or fragment (they carry tokens)."""
     try:
         parsed = URL(url)
-        shown = f"{parsed.scheme}://{parsed.host_port_subcomponent or ''}{parsed.raw_path}"
+        host = parsed.host_port_subcomponent or ""
+        path = _TOKENISH.sub("[…]", parsed.raw_path)  # e.g. /services/T000/B000/<token>
+        shown = f"{parsed.scheme}://{host}{path}"
     except (ValueError, TypeError):
         return "(an unparseable URL)"
-    return excerpt(shown, 100)
+    return shown if len(shown) <= 100 else shown[:99] + "…"
 
 
 # ---------------------------------------------------------------------------- webhooks
@@ -132,20 +143,17 @@ async def request(
     if target.scheme not in ("http", "https") or not host or port is None:
         raise fail(f"not an http(s) URL: {where(url)}")
     try:
-        addresses = await asyncio.to_thread(policy.addresses, host, port)
+        if _ip_literal(host):  # nothing to look up: no thread (the hot path of a burst)
+            addresses = policy.addresses(host, port)
+        else:
+            addresses = await asyncio.to_thread(policy.addresses, host, port)
     except OutboundRefused as error:
         raise fail(f"{method} {where(url)} refused: {error}") from None
-    pinned = target.with_host(addresses[0])
     headers = {**headers, "Host": target.host_port_subcomponent or host}
     tls = {"server_hostname": host} if target.scheme == "https" else {}
-    try:
-        async with http.request(
-            method, pinned, headers=headers, data=data, json=json, allow_redirects=False, **tls
-        ) as response:
-            status = response.status
-            body = await response.content.read(_READ_BYTES) if status >= 300 else b""
-    except (aiohttp.ClientError, TimeoutError) as error:
-        raise RuntimeError(f"{method} {where(url)} failed: {type(error).__name__}") from None
+    status, body = await _first_answer(
+        http, method, url, [target.with_host(ip) for ip in addresses], headers, data, json, tls
+    )
     if status < 300:
         return status
     reason = f"{method} {where(url)} answered {status}"
@@ -156,6 +164,36 @@ async def request(
     if status < 500 and status not in RETRYABLE_STATUS:
         raise fail(reason)
     raise RuntimeError(reason)  # retried
+
+
+async def _first_answer(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    pinned: list[URL],
+    headers: dict[str, str],
+    data: str | None,
+    json: Any,
+    tls: dict[str, str],
+) -> tuple[int, bytes]:
+    """The answer from the first checked address that takes the connection (a dual-stack
+    name's IPv6 address may be unreachable from here); nothing is sent twice, as a connection
+    error comes before the request is written."""
+    failure: Exception | None = None
+    for address in pinned:
+        try:
+            async with http.request(
+                method, address, headers=headers, data=data, json=json, allow_redirects=False, **tls
+            ) as response:
+                body = await response.content.read(_READ_BYTES) if response.status >= 300 else b""
+                return response.status, body
+        except aiohttp.ClientConnectorError as error:
+            failure = error
+        except (aiohttp.ClientError, TimeoutError) as error:
+            failure = error
+            break
+    assert failure is not None
+    raise RuntimeError(f"{method} {where(url)} failed: {type(failure).__name__}") from None
 
 
 # ---------------------------------------------------------------------------- notifications
@@ -196,6 +234,9 @@ class _GuardedCall:
 
 
 _active: ContextVar[_GuardedCall | None] = ContextVar("outbound_guard", default=None)
+# Notifications block a thread for as long as the service takes (seconds, at worst apprise's
+# timeouts): threads of their own, so they never queue the default executor's name lookups.
+_NOTIFIERS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="notify")
 _install_lock = threading.Lock()
 _installed = False
 
@@ -242,8 +283,11 @@ def _install() -> None:
 
 
 def _notify_one(call: _GuardedCall, plugin: Any, title: str, body: str) -> bool:
-    _active.set(call)  # in this thread's copy of the context only
-    return bool(plugin.notify(body=body, title=title))
+    token = _active.set(call)  # this thread's, for this call only
+    try:
+        return bool(plugin.notify(body=body, title=title))
+    finally:
+        _active.reset(token)
 
 
 def scheme(url: str) -> str:
@@ -263,15 +307,16 @@ async def notify(policy: OutboundPolicy, urls: list[str], title: str, body: str)
             raise fail(f"not a notification URL apprise understands: {scheme(url)}://…")
         plugins.append((url, plugin))
     calls = [_GuardedCall(policy) for _ in plugins]
+    loop = asyncio.get_running_loop()
     results = await asyncio.gather(
         *(
-            asyncio.to_thread(_notify_one, call, plugin, title, body)
+            loop.run_in_executor(_NOTIFIERS, _notify_one, call, plugin, title, body)
             for call, (_, plugin) in zip(calls, plugins, strict=True)
         )
     )
     for call, (url, _), sent in zip(calls, plugins, results, strict=True):
         if call.refusals:
-            raise fail(f"{scheme(url)}:// notification refused: {excerpt(call.refusals[0], 240)}")
+            raise fail(f"{scheme(url)}:// notification refused: {call.refusals[0][:300]}")
         if not sent:
             raise RuntimeError(f"the {scheme(url)}:// service did not accept the message")
 

@@ -106,7 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def http_error(request: Request, error: HTTPException) -> Response:
         limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
         if error.status_code == 413 and error.detail == "Content Too Large" and limit:
-            error = HTTPException(413, f"the request body is over the {limit} bytes it may be")
+            detail = f"the request body is over the {limit} bytes this route takes"
+            error = HTTPException(413, detail)
         if error.status_code == 405:
             # Starlette names the methods of the first route on this path only; FastAPI has
             # one route per method, so name them all.

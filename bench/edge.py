@@ -4,8 +4,8 @@ is validated, printed as JSON figures (never asserted).
     python bench/edge.py [--events 35000] [--rounds 3]
 
 1. In process: how long one validation holds the event loop, inline (one pydantic call, as
-   before) and sliced in a thread (api/batches.py), measured as the longest gap of a 1 ms
-   ticker on the loop.
+   before) and sliced in a thread (api/batches.py), and routing the batch (api/routing.py,
+   500 events between yields), each measured as the longest gap of a 1 ms ticker on the loop.
 2. On a real stack (dev server, worker, API): the latency of GET /api/automations/count, alone
    and while POST /api/events carries a batch of `--events` events (~16 MB).
 """
@@ -30,6 +30,7 @@ from temporal_automations.api.batches import (  # noqa: E402
     _validate_sliced,
     validate_inline,
 )
+from temporal_automations.api.routing import EventRouter  # noqa: E402
 from tests.stack import running_stack  # noqa: E402
 
 
@@ -75,9 +76,16 @@ async def in_process(body: bytes) -> dict[str, float]:
     async def sliced() -> None:
         await asyncio.to_thread(_validate_sliced, body, 1_500_000)
 
+    events = _validate_sliced(body, 1_500_000)
+    router = EventRouter(None)  # type: ignore[arg-type]  # no automation: nothing to deliver
+
+    async def route() -> None:
+        await router.route(events, len(body))
+
     return {
         "inline_loop_stall_ms": await loop_stall_ms(inline),
         "sliced_loop_stall_ms": await loop_stall_ms(sliced),
+        "route_loop_stall_ms": await loop_stall_ms(route),
     }
 
 

@@ -10,16 +10,23 @@ HTTP clients, the servers — is real."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import inspect
 import re
+import ssl
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import aiohttp
 import pytest
 from apprise.apprise import N_MGR
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from temporalio.exceptions import ApplicationError
 
 from temporal_automations.activities import outbound
@@ -30,9 +37,15 @@ from temporal_automations.activities.outbound import OutboundPolicy, OutboundRef
 
 class ScriptedServer:
     """A real HTTP server on 127.0.0.1 that counts connections and requests and answers every
-    request with `status`, `body` and `headers`."""
+    request with `status`, `body` and `headers` (over TLS with `tls`)."""
 
-    def __init__(self, status: int = 200, body: bytes = b"{}", headers: dict | None = None):
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes = b"{}",
+        headers: dict | None = None,
+        tls: ssl.SSLContext | None = None,
+    ):
         self.status, self.body, self.headers = status, body, headers or {}
         self.connections = 0
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -63,6 +76,8 @@ class ScriptedServer:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -223,7 +238,8 @@ async def test_every_apprise_scheme_that_makes_a_request_is_refused_toward_loopb
         with pytest.raises(ApplicationError) as error:
             await outbound.notify(OutboundPolicy(), [url], "subject", "body")
         assert error.value.non_retryable, name
-        assert REFUSED in str(error.value.message) and "127.0.0.1" in str(error.value.message)
+        reason = str(error.value.message)
+        assert REFUSED in reason and "127.0.0.1" in reason and "ALLOW_PRIVATE_WEBHOOKS" in reason
     assert target.connections == reached, "a refused scheme reached the loopback server"
 
 
@@ -368,3 +384,82 @@ def test_excerpt_bounds() -> None:
     assert outbound.excerpt(b"\xff\xfe ok \x00\x1b[31m") == "�� ok [31m"
     assert len(outbound.excerpt("x " * 10_000)) == outbound.EXCERPT_CHARS
     assert outbound.where("http://a:b@h.test:8080/p?q=1#f") == "http://h.test:8080/p"
+    long_host = "https://hooks.a-rather-long-subdomain.example.com/services/T0/B0/"
+    assert outbound.where(long_host + "XXXXXXXXXXXXXXXXXXXXXXXXXXXX") == long_host + "[…]"
+
+
+def _certificate_for(name: str, folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` (its own CA): (cert file, key file)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+async def test_a_pinned_https_webhook_keeps_the_name_for_sni_and_the_certificate(
+    tmp_path: Path,
+) -> None:
+    """Connected to the checked IP, TLS still verifies the certificate against the name (and
+    sends it as SNI): a certificate for another name is refused."""
+    cert_file, key_file = _certificate_for("hooks.test", tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    server = ScriptedServer(tls=server_tls)
+    resolver = ScriptedResolverFake({"hooks.test": [["127.0.0.1"]], "other.test": [["127.0.0.1"]]})
+    policy = OutboundPolicy(allow_private=True, resolver=resolver)
+    trust = ssl.create_default_context(cafile=str(cert_file))
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as http:
+            status = await outbound.request(
+                http, policy, "POST", f"https://hooks.test:{server.port}/in", headers={}, data="{}"
+            )
+            assert status == 200
+            with pytest.raises(RuntimeError, match="CertificateError"):
+                await outbound.request(
+                    http, policy, "POST", f"https://other.test:{server.port}/in", headers={}
+                )
+        assert [headers["Host"] for _, _, headers in server.requests] == [
+            f"hooks.test:{server.port}"
+        ]
+    finally:
+        server.stop()
+
+
+async def test_a_webhook_tries_the_next_checked_address_when_one_refuses(
+    target: ScriptedServer,
+) -> None:
+    # The server listens on 127.0.0.1 only: 127.0.0.2 refuses the connection.
+    resolver = ScriptedResolverFake({"dual.test": [["127.0.0.2", "127.0.0.1"]]})
+    async with aiohttp.ClientSession() as http:
+        status = await outbound.request(
+            http,
+            OutboundPolicy(allow_private=True, resolver=resolver),
+            "POST",
+            f"http://dual.test:{target.port}/in",
+            headers={},
+            data="{}",
+        )
+    assert status == 200
+    assert len(target.requests) == 1
+    assert resolver.lookups == ["dual.test"]

@@ -56,6 +56,12 @@ def test_a_5_mb_definition_is_a_413_with_a_message(api: httpx.Client) -> None:
     assert put.status_code == 413
 
 
+def test_a_definition_just_under_the_limit_is_created_not_a_503(api: httpx.Client) -> None:
+    answer = api.post("/automations/", json=definition(description="x" * 950_000))
+    assert answer.status_code == 201, answer.text[:300]
+    assert api.delete(f"/automations/{answer.json()['id']}").status_code == 204
+
+
 def _chunked_post(port: int, path: str, chunk: bytes, chunks: int) -> tuple[int, int]:
     """POST `chunks` chunks of `chunk` without a Content-Length, reading the answer as soon as
     there is one: (status, chunks sent before it came). An API that reads the whole body first

@@ -27,6 +27,33 @@ export function hasApiKey() {
   return sessionStorage.getItem(KEY) !== null;
 }
 
+// Tabs of this browser session share the key: a new tab asks the open ones for it before it
+// asks the user (it stays in memory and sessionStorage only: never on disk, never a cookie).
+const tabs = "BroadcastChannel" in window ? new BroadcastChannel("automations.apiKey") : null;
+tabs?.addEventListener("message", ({ data }) => {
+  const key = sessionStorage.getItem(KEY);
+  if (data === "ask" && key) tabs.postMessage({ key });
+  else if (typeof data?.key === "string" && !key) sessionStorage.setItem(KEY, data.key);
+});
+
+export function borrowApiKey(waitMs = 300) {
+  if (hasApiKey() || !tabs) return Promise.resolve(hasApiKey());
+  return new Promise((resolve) => {
+    const answered = ({ data }) => {
+      if (typeof data?.key === "string") finish();
+    };
+    const finish = () => {
+      tabs.removeEventListener("message", answered);
+      clearTimeout(timer);
+      resolve(hasApiKey());
+    };
+    // Registered after the listener above, so the key is stored before this resolves.
+    tabs.addEventListener("message", answered);
+    const timer = setTimeout(finish, waitMs);
+    tabs.postMessage("ask");
+  });
+}
+
 export async function api(path, { method = "GET", body } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";

@@ -1,5 +1,5 @@
 // The page's router (#/, #/new, #/edit/<id>, #/a/<id>, #/events) and the API key prompt.
-import { Unauthorized, hasApiKey, setApiKey } from "./api.js";
+import { Unauthorized, borrowApiKey, hasApiKey, setApiKey } from "./api.js";
 import { renderDetail } from "./detail.js";
 import { renderFeed } from "./feed.js";
 import { field, h, hideToast } from "./dom.js";
@@ -16,7 +16,7 @@ function askForKey() {
   const input = h("input", { type: "password", autocomplete: "off", id: "api-key", required: true });
   const form = h("form", { class: "card narrow", "aria-labelledby": "key-title" },
     h("h1", { id: "key-title" }, "API key needed"),
-    h("p", {}, "This server requires an API key. The page keeps it for this browser tab until you close it."),
+    h("p", {}, "This server requires an API key. The page keeps it for this browser session (its open tabs) and asks once."),
     field("API key", input),
     keyRejected ? h("p", { class: "error", role: "alert" }, "That key was not accepted. Try again.") : null,
     h("div", { class: "row end" }, h("button", { type: "submit" }, "Continue")));
@@ -36,7 +36,7 @@ async function route() {
   leave = null;
   hideToast();
   const [, page, id] = location.hash.replace(/^#\/?/, "").match(/^([a-z]*)\/?(.*)$/) || [];
-  if (config.auth_required && !hasApiKey()) return askForKey();
+  if (config.auth_required && !hasApiKey() && !(await borrowApiKey())) return askForKey();
   try {
     if (page === "new") await renderWizard(view);
     else if (page === "edit") await renderWizard(view, id);
