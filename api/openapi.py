@@ -39,6 +39,7 @@ class ValidationProblem(BaseModel):
 _WHY = {
     400: "The body is not JSON (or not UTF-8)",
     401: "An API key is required (API_KEY is set) and was missing or wrong",
+    403: "The page token is not one this server issued",
     404: "No automation has this id",
     413: "The body (or one event) is larger than the server takes",
     422: "The body, a path or a query value is not valid; `detail` says where and why",

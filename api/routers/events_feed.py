@@ -37,12 +37,13 @@ from temporal_automations.api.events_store import (
     from_micros,
     to_micros,
 )
+from temporal_automations.api.openapi import responses
 from temporal_automations.domain.event_filters import EventFilter, EventOrder
 from temporal_automations.domain.events import END_OF_INSTANTS, Event, EventIn
 
 log = logging.getLogger("automations.events_feed")
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(prefix="/events", tags=["events"], responses=responses(400, 401, 413, 422, 503))
 sockets = APIRouter(prefix="/events", tags=["events"])
 
 PAGE_SIZE = 50  # Prefect's INTERACTIVE_PAGE_SIZE
@@ -160,7 +161,7 @@ async def read_events(
     return await _page(request, _store(store), body.filter or EventFilter(), body.limit, 0)
 
 
-@router.get("/filter/next")
+@router.get("/filter/next", responses=responses(403))
 async def read_next_page(
     request: Request,
     store: EventsStoreDep,

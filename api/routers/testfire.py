@@ -14,12 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.api.deps import EventsStoreDep, SettingsDep, StoreDep
 from temporal_automations.api.events_store import StoredQuery, StoreUnavailable
+from temporal_automations.api.openapi import responses
 from temporal_automations.api.testfire import event_name_prefixes, test_fire
 from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import EventIn, _as_utc
 from temporal_automations.domain.inputs import AutomationCore
 
-router = APIRouter(prefix="/automations", tags=["automations"])
+router = APIRouter(
+    prefix="/automations",
+    tags=["automations"],
+    responses=responses(400, 401, 404, 413, 422, 503),
+)
 
 MAX_GIVEN_EVENTS = 10_000
 DEFAULT_MAX_EVENTS = 10_000
