@@ -60,6 +60,11 @@ class TestFireRequest(BaseModel):
     )
     max_events: int = Field(DEFAULT_MAX_EVENTS, ge=1, le=MAX_EVENTS)
 
+    @field_validator("until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _as_utc(value)  # out of range: a 422, not a 500
+
     @model_validator(mode="after")
     def _one_automation(self) -> TestFireRequest:
         if (self.automation is None) == (self.automation_id is None):
@@ -131,7 +136,7 @@ async def test_automation(
         automation,
         list(body.events),
         renderer_of(request),
-        until=_as_utc(body.until) if body.until else None,
+        until=body.until,
         max_events=body.max_events,
         firings_per_minute=settings.max_firings_per_minute,
         chained_firings_per_minute=settings.max_chained_firings_per_minute,

@@ -118,6 +118,13 @@ def test_the_size_limit_is_enforced_while_the_body_streams(stack: Stack) -> None
         ("POST", "/events", b'[{"event": "' + b"e" * 2_000_000 + b'"}]'),
         ("POST", "/events", b"[" + b'{"event":"x","resource":{}},' * 20_000 + b"1]"),
         ("POST", "/events", b"\xff"),
+        (  # found by schemathesis: a test-fire `until` past the year 2999 was a 500
+            "POST",
+            "/automations/test",
+            b'{"automation": {"name": "n", "trigger": {"posture": "Reactive"}}, "events": [],'
+            b' "until": "9796-05-15T11:14:05-11:25"}',
+        ),
+        ("POST", "/events/filter", b'{"limit": "many"}'),
     ],
 )
 def test_every_bad_input_is_a_4xx_with_a_message(
