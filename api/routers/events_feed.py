@@ -161,11 +161,26 @@ async def read_events(
     return await _page(request, _store(store), body.filter or EventFilter(), body.limit, 0)
 
 
-@router.get("/filter/next", responses=responses(403))
+@router.get(
+    "/filter/next",
+    responses={
+        **responses(403),
+        # uvicorn itself refuses a request line it cannot parse, before the app sees it.
+        400: {
+            "description": "The request line is not valid HTTP (answered by the server)",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+    },
+)
 async def read_next_page(
     request: Request,
     store: EventsStoreDep,
-    page_token: str = Query(..., alias="page-token", max_length=MAX_TOKEN_CHARS),
+    page_token: str = Query(
+        ...,
+        alias="page-token",
+        max_length=MAX_TOKEN_CHARS,
+        pattern=r"^[A-Za-z0-9_=-]+$",  # what this server issues: URL-safe base64
+    ),
 ) -> dict[str, Any]:
     try:
         data = json.loads(base64.urlsafe_b64decode(page_token.encode()))
