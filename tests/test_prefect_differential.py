@@ -104,7 +104,10 @@ def action_events(client: httpx.Client, since: datetime) -> list[dict[str, Any]]
     """Every `prefect.automation.action.triggered` event since `since`, all pages."""
     body = {
         "filter": {
-            "occurred": {"since": since.isoformat(), "until": (since + timedelta(hours=1)).isoformat()},
+            "occurred": {
+                "since": since.isoformat(),
+                "until": (since + timedelta(hours=1)).isoformat(),
+            },
             "event": {"name": ["prefect.automation.action.triggered"]},
         },
         "limit": 200,
@@ -245,7 +248,10 @@ def test_random_reactive_streams_fire_as_on_prefect(prefect: PrefectServer) -> N
         if reason is not None:
             allowed[reason] = allowed.get(reason, 0) + 1
             continue
-        names = {e["id"]: f"{e['event']}@{e['occurred'][17:23]}/{e['resource'][RESOURCE_ID]}" for e in stream.events}
+        names = {
+            e["id"]: f"{e['event']}@{e['occurred'][17:23]}/{e['resource'][RESOURCE_ID]}"
+            for e in stream.events
+        }
         mismatches.append(
             f"stream {stream.number} {stream.trigger}\n"
             f"  events: {[names[e['id']] for e in stream.events]}\n"

@@ -184,6 +184,7 @@ const onlyWords = (text, what) => {
 };
 
 export function describeTrigger(trigger) {
+  if (trigger.type === "compound" || trigger.type === "sequence") return describeComposite(trigger);
   const choice = choiceFrom(trigger);
   switch (choice.template) {
     case "flow-run-state":
@@ -199,6 +200,15 @@ export function describeTrigger(trigger) {
     default:
       return describeLoosely(trigger) ?? describeCustom(trigger);
   }
+}
+
+// Composites (edited as JSON): their children in words, nested in brackets.
+function describeComposite({ type, require = "all", within = null, triggers = [] }) {
+  const parts = triggers.map((child) => `(${describeTrigger(child)})`);
+  const span = within ? ` within ${duration(within)}` : "";
+  if (type === "sequence") return `In this order${span}: ${parts.join(", then ")}`;
+  const how = require === "any" ? "Any" : require === "all" ? "All" : `${require}`;
+  return `${how} of${span}: ${parts.join("; ")}`;
 }
 
 // Triggers written by hand (or by Prefect's own tools) that still read like a template.
