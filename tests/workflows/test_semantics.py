@@ -10,11 +10,15 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
-from temporal_automations.workflows.automation import AutomationWorkflow, LagReport
+from temporal_automations.domain.evaluation import TriggerState
+from temporal_automations.domain.evaluation_v1 import TriggerEvaluator as EvaluatorV1
+from temporal_automations.temporal import workflow_id
+from temporal_automations.workflows.automation import AutomationRun, AutomationWorkflow, LagReport
 from tests.support import STUCK_TRIGGER, Receiver, make_automation, make_event, webhook_action
 from tests.workflow_support import (
     automation_workflow,
     deliver,
+    lifecycle_names,
     received,
     running_worker,
     status_when,
@@ -125,6 +129,7 @@ async def test_a_compound_of_a_reactive_and_a_proactive_child(
         await env.sleep(timedelta(seconds=125))  # [60, 120) is silent: the second child fires
         (call,) = await receiver.arrived(1, "/both")
         assert call.body == b"2 deploy.started"
+        assert len(await lifecycle_names(receiver, 3)) == 3
 
 
 async def test_a_sequence_arriving_out_of_order_in_one_batch_but_occurred_in_order(
@@ -146,3 +151,34 @@ async def test_a_sequence_arriving_out_of_order_in_one_batch_but_occurred_in_ord
             make_event("a", RUN, occurred=now + timedelta(seconds=10)),
         )
         assert len(await receiver.arrived(1, "/sequence")) == 1
+        # leave nothing in flight: an activity left running holds the test server's clock
+        assert len(await lifecycle_names(receiver, 3)) == 3
+
+
+async def test_a_run_continuing_from_version_1_state_converts_and_keeps_its_windows(
+    time_skipping_env: WorkflowEnvironment, receiver: Receiver
+) -> None:
+    """What a run started before semantics v2 hands its next run at continue-as-new: a
+    version 1 state. The new run evaluates with v2 and keeps the open window."""
+    env, client = time_skipping_env, time_skipping_env.client
+    automation = make_automation(STUCK_TRIGGER, [webhook_action(receiver, "/converted")])
+    now = await env.get_current_time()
+    old = EvaluatorV1(automation.trigger)  # type: ignore[arg-type]
+    old.receive([make_event(RUNNING, RUN, occurred=now)], now)
+    carried = AutomationRun(
+        automation=automation, state=TriggerState.model_validate(old.state.model_dump())
+    )
+    async with running_worker(client, receiver) as task_queue:
+        handle = await client.start_workflow(
+            AutomationWorkflow.run,
+            carried,
+            id=workflow_id(automation.id),
+            task_queue=task_queue,
+        )
+        try:
+            status = await status_when(handle, lambda s: s.semantics == 2)
+            assert status.next_deadline == now + timedelta(minutes=30)
+            await env.sleep(timedelta(minutes=30, seconds=5))
+            assert len(await receiver.arrived(1, "/converted")) == 1
+        finally:
+            await handle.terminate("test over")
