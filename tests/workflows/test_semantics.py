@@ -5,16 +5,27 @@ arrive out of order in one batch but occurred in order."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from temporal_automations.domain.evaluation import TriggerState
 from temporal_automations.domain.evaluation_v1 import TriggerEvaluator as EvaluatorV1
 from temporal_automations.temporal import workflow_id
 from temporal_automations.workflows.automation import AutomationRun, AutomationWorkflow, LagReport
-from tests.support import STUCK_TRIGGER, Receiver, make_automation, make_event, webhook_action
+from tests.support import (
+    STUCK_TRIGGER,
+    Receiver,
+    make_automation,
+    make_event,
+    register_search_attributes,
+    temporal_test_server_binary,
+    webhook_action,
+)
 from tests.workflow_support import (
     automation_workflow,
     deliver,
@@ -25,6 +36,23 @@ from tests.workflow_support import (
 )
 
 RUN = "prefect.flow-run.00000000-0000-4000-8000-000000000001"
+
+
+@pytest.fixture
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of each test's own: these tests let 30 minutes pass, which the
+    shared server cannot do while an earlier module's activity is still in flight on it."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=temporal_test_server_binary(),
+    )
+    try:
+        await register_search_attributes(env.client)
+        yield env
+    finally:
+        await env.shutdown()
+
+
 RUNNING = "prefect.flow-run.Running"
 
 
