@@ -5,7 +5,7 @@ import { actionEditor, actionForApi, defaultAction } from "./actions.js";
 import { ApiError, api } from "./api.js";
 import { field, h, options } from "./dom.js";
 import { FieldError, clearErrors, showError } from "./errors.js";
-import { INFERABLE, TEMPLATES, checkChoice, choiceFrom, newChoice, templateFields, triggerFrom } from "./triggers.js";
+import { TEMPLATES, checkChoice, choiceFrom, inferableFor, newChoice, templateFields, triggerFrom } from "./triggers.js";
 
 const STEPS = ["Trigger", "Actions", "Details"];
 
@@ -45,7 +45,7 @@ export async function renderWizard(view, automationId) {
   // ---- step 2: actions
   const context = {
     automations: automations.filter((a) => a.id !== automationId),
-    inferable: () => INFERABLE[choice.template] ?? [],
+    inferable: () => inferableFor(choice),
     rerender: () => renderActions(),
   };
   const actionLists = h("div", {});
