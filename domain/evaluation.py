@@ -597,7 +597,9 @@ class TriggerEvaluator:
 
     def report_lag(self, seconds: float, now: datetime) -> None:
         """A source (a bridge catching up) says its events reach us `seconds` late."""
-        self.state.lag_seconds = max(0.0, min(float(seconds), 366 * 86400.0))
+        seconds = float(seconds)
+        # bounded: NaN or a negative lag is none, an endless one is capped (MAX_LAG applies)
+        self.state.lag_seconds = 0.0 if not seconds > 0 else min(seconds, 366 * 86400.0)
         self.state.lag_reported = now
 
     def _lag(self, now: datetime) -> tuple[timedelta, bool]:

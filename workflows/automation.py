@@ -327,10 +327,17 @@ class AutomationWorkflow:
         return TriggerEvaluator(automation.trigger, state)
 
     @workflow.signal
-    def report_lag(self, report: LagReport) -> None:
-        """A source's lag: proactive deadlines wait for its events (up to MAX_LAG)."""
+    def report_lag(self, raw: RawValue) -> None:
+        """A source's lag (a LagReport): proactive deadlines wait for its events (up to
+        MAX_LAG). Taken raw, like `deliver`: one that does not decode is recorded, skipped."""
+        try:
+            report = workflow.payload_converter().from_payload(raw.payload, LagReport)
+            lag = float(report.lag_seconds)
+        except Exception as error:
+            self._record_error(f"a lag report was skipped: {error!r}")
+            return
         if isinstance(self.evaluator, TriggerEvaluator):
-            self.evaluator.report_lag(report.lag_seconds, workflow.now())
+            self.evaluator.report_lag(lag, workflow.now())
             self.deadline_moved = True
 
     @workflow.update

@@ -210,3 +210,20 @@ async def test_a_run_continuing_from_version_1_state_converts_and_keeps_its_wind
             assert len(await receiver.arrived(1, "/converted")) == 1
         finally:
             await handle.terminate("test over")
+
+
+async def test_a_lag_report_that_does_not_decode_is_recorded_and_skipped(
+    time_skipping_env: WorkflowEnvironment, receiver: Receiver
+) -> None:
+    client = time_skipping_env.client
+    automation = make_automation(STUCK_TRIGGER, [])
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        await handle.signal("report_lag", {"lag_seconds": "a while"})
+        await handle.signal("report_lag", [1, 2, 3])
+        status = await status_when(handle, lambda s: s.stats.errors == 2)
+        assert status.stats.last_error is not None and "lag report" in status.stats.last_error
+        await deliver(handle, make_event(RUNNING, RUN))
+        await status_when(handle, lambda s: s.open_windows == 1)  # still evaluating
