@@ -124,6 +124,15 @@ class FiringRecord(BaseModel):
     event_resource_id: str | None = None
     occurred: datetime
     actions: list[ActionResult] = Field(default_factory=list)
+    # What the trigger decided (semantics version 2): which trigger of a composite, the
+    # window, the count, when it was decided and how far the events clock was held back.
+    path: str = ""
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    count: int = 0
+    evaluated: datetime | None = None
+    lag_seconds: float = 0.0
+    lag_capped: bool = False
 
 
 class AutomationStats(BaseModel):
@@ -502,6 +511,13 @@ class AutomationWorkflow:
                 ActionResult(index=index, type=action.type, status="queued")
                 for index, action in enumerate(self._actions_for(firing))
             ],
+            path=firing.path,
+            window_start=firing.window_start,
+            window_end=firing.window_end,
+            count=firing.count,
+            evaluated=firing.evaluated,
+            lag_seconds=firing.lag_seconds,
+            lag_capped=firing.lag_capped,
         )
         self.stats.firings += 1
         self.stats.last_fired = firing.occurred

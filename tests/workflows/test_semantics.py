@@ -105,8 +105,17 @@ async def test_a_lagging_bridge_holds_a_deadline_then_releases_it(
                 handle, lambda s: s.next_deadline == now + timedelta(minutes=30, seconds=40)
             )
         await env.sleep(timedelta(minutes=1, seconds=10))  # past the deadline, not the lag
-        assert (await held_handle.query(AutomationWorkflow.status)).stats.firings == 0
-        # the bridge delivers, late, the Completed that occurred in time: no false alarm
+        for handle in (held_handle, released_handle):
+            assert (await handle.query(AutomationWorkflow.status)).stats.firings == 0
+        # one bridge catches up (no event for the run): its deadline is released, it fires
+        await released_handle.signal(AutomationWorkflow.report_lag, LagReport(lag_seconds=0))
+        assert len(await receiver.arrived(1, "/released")) == 1
+        (firing,) = (await released_handle.query(AutomationWorkflow.status)).stats.recent
+        assert firing.occurred == now + timedelta(minutes=30)  # the deadline, in event time
+        assert firing.window_start == now and firing.window_end == firing.occurred
+        assert firing.evaluated is not None and firing.evaluated > firing.occurred
+        assert firing.lag_seconds == 0 and not firing.lag_capped
+        # the other delivers, late, the Completed that occurred in time: no false alarm
         await deliver(
             held_handle,
             make_event(
@@ -115,13 +124,9 @@ async def test_a_lagging_bridge_holds_a_deadline_then_releases_it(
         )
         await status_when(held_handle, received(2))
         await env.sleep(timedelta(seconds=40))  # the deadline, held back 40 s, passes
-        await status_when(held_handle, lambda s: s.next_deadline is None)
-        # the other bridge catches up without that event: the deadline is released, it fires
-        await released_handle.signal(AutomationWorkflow.report_lag, LagReport(lag_seconds=0))
-        assert len(await receiver.arrived(1, "/released")) == 1
-        (firing,) = (await released_handle.query(AutomationWorkflow.status)).stats.recent
-        assert firing.occurred == now + timedelta(minutes=30)  # the deadline, in event time
-        assert (await held_handle.query(AutomationWorkflow.status)).stats.firings == 0
+        status = await status_when(held_handle, lambda s: s.next_deadline is None)
+        assert status.stats.firings == 0
+        assert len(await lifecycle_names(receiver, 3)) == 3  # nothing left in flight
 
 
 async def test_a_compound_of_a_reactive_and_a_proactive_child(
