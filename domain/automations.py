@@ -207,9 +207,14 @@ class SequenceTrigger(CompositeTrigger):
 
 
 def _trigger_type(value: Any) -> str:
-    # Our clients have always been allowed to leave out `"type": "event"`.
+    # Our clients have always been allowed to leave out `"type": "event"`; as Prefect's
+    # client does, a trigger without a type but with `require` or `triggers` is a composite.
     if isinstance(value, dict):
-        return str(value.get("type", "event"))
+        if "type" in value:
+            return str(value["type"])
+        if "require" in value:
+            return "compound"
+        return "sequence" if "triggers" in value else "event"
     return str(getattr(value, "type", "event"))
 
 

@@ -235,8 +235,10 @@ class _EventNode:
         firing = self._firing(key, bucket, event, event.occurred, clock)
         if not self.instant:  # every event fires: nothing to resolve
             self._mark_triggered(key, bucket.labels)
-        if self.trigger.after:
-            del self.state.buckets[key]  # the key waits for the next `after` event
+        if self.trigger.after or self.instant:
+            # The key waits for the next `after` event; or, with `within` 0, the next
+            # expected event starts afresh (so every event fires at threshold 1).
+            del self.state.buckets[key]
         else:
             # The rest of the fired window is spent: the next one starts at its end.
             self.state.buckets[key] = Bucket(
@@ -299,6 +301,17 @@ class _EventNode:
         if expected and bucket.start <= occurred < bucket.end:
             bucket.count += 1
             bucket.last_event = event
+            if opens and bucket.count >= trigger.threshold and occurred > bucket.start:
+                # Prefect's heartbeat rule: an event that is both `after` and expected, in a
+                # window already satisfied, starts the next window from itself (a crash is a
+                # silence after the LAST heartbeat). Never for an `after`-only event.
+                buckets[key] = Bucket(
+                    labels=labels,
+                    start=occurred,
+                    end=occurred + trigger.window,
+                    count=0,
+                    last_event=event,
+                )
         return firings
 
     # ------------------------------------------------------------------ the clock
@@ -584,7 +597,9 @@ class TriggerEvaluator:
 
     def report_lag(self, seconds: float, now: datetime) -> None:
         """A source (a bridge catching up) says its events reach us `seconds` late."""
-        self.state.lag_seconds = max(0.0, min(float(seconds), 366 * 86400.0))
+        seconds = float(seconds)
+        # bounded: NaN or a negative lag is none, an endless one is capped (MAX_LAG applies)
+        self.state.lag_seconds = 0.0 if not seconds > 0 else min(seconds, 366 * 86400.0)
         self.state.lag_reported = now
 
     def _lag(self, now: datetime) -> tuple[timedelta, bool]:

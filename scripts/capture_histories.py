@@ -26,7 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from temporal_automations.workflows.automation import (
     AutomationRun,
     AutomationStats,
     AutomationWorkflow,
+    LagReport,
     RunLimits,
     memo_for,
     search_attributes_for,
@@ -291,6 +292,81 @@ async def proactive_deadline(stage: Stage) -> None:
     await stage.lifecycle({TRIGGERED: 1, RESOLVED: 1, ACTION_TRIGGERED: 2, ACTION_EXECUTED: 2})
 
 
+async def lagging_bridge(stage: Stage) -> None:
+    """Semantics v2: a bridge reports lag, holding a stuck-run deadline; the deadline fires
+    once the lag is reported gone. A second Running does not move the deadline."""
+    handle = await stage.start(automation(STUCK_FOR_10_S, [stage.webhook("/stuck")]))
+    now = datetime.now(UTC)
+    await handle.signal(AutomationWorkflow.report_lag, LagReport(lag_seconds=600))
+    await deliver_events(
+        handle, [event("prefect.flow-run.Running", "prefect.flow-run.slow", occurred=now)]
+    )
+    await deliver_events(
+        handle,
+        [
+            event(
+                "prefect.flow-run.Running",
+                "prefect.flow-run.slow",
+                occurred=now + timedelta(seconds=5),
+            )
+        ],
+    )
+    await asyncio.sleep(11)
+    if any(r.path == "/stuck" for r in stage.receiver.requests_snapshot()):
+        raise ScenarioFailed("fired while the bridge said it lagged")
+    await handle.signal(AutomationWorkflow.report_lag, LagReport(lag_seconds=0))
+    await stage.calls("/stuck", 1)
+    await stage.lifecycle({TRIGGERED: 1, ACTION_TRIGGERED: 1, ACTION_EXECUTED: 1})
+
+
+async def composites(stage: Stage) -> None:
+    """Semantics v2: a sequence whose events arrive in one batch out of order, and a compound
+    of a reactive and a proactive child."""
+    sequence = await stage.start(
+        automation(
+            {
+                "type": "sequence",
+                "triggers": [
+                    {"posture": "Reactive", "expect": ["a"], "id": str(uuid.uuid4())},
+                    {"posture": "Reactive", "expect": ["b"], "id": str(uuid.uuid4())},
+                ],
+            },
+            [stage.webhook("/sequence", "{% for e in events %}{{ e.event }}{% endfor %}")],
+        )
+    )
+    compound = await stage.start(
+        automation(
+            {
+                "type": "compound",
+                "require": "all",
+                "triggers": [
+                    {"posture": "Reactive", "expect": ["deploy"], "id": str(uuid.uuid4())},
+                    {
+                        "posture": "Proactive",
+                        "expect": ["beat"],
+                        "within": 10,
+                        "id": str(uuid.uuid4()),
+                    },
+                ],
+            },
+            [stage.webhook("/compound")],
+        )
+    )
+    now = datetime.now(UTC)
+    await deliver_events(
+        sequence,
+        [
+            event("b", "prefect.flow-run.s", occurred=now + timedelta(seconds=1)),
+            event("a", "prefect.flow-run.s", occurred=now),
+        ],
+    )
+    (call,) = await stage.calls("/sequence", 1)
+    if call.body != b"ab":
+        raise ScenarioFailed(f"sequence body {call.body!r}")
+    await deliver_events(compound, [event("deploy", "prefect.flow-run.c")])
+    await stage.calls("/compound", 1, timeout=40)
+
+
 async def pause_resume_replace(stage: Stage) -> None:
     """set_enabled (pause, resume) and replace updates; a silence deadline armed by replace,
     its timer cancelled by the pause that follows."""
@@ -521,6 +597,16 @@ SCENARIOS = [
         },
         eager=True,
         min_runs=2,
+    ),
+    Scenario(
+        "lagging-bridge",
+        lagging_bridge,
+        {"timer started": has(E.EVENT_TYPE_TIMER_STARTED), "signals": signals(4)},
+    ),
+    Scenario(
+        "composites",
+        composites,
+        {"timer fired": has(E.EVENT_TYPE_TIMER_FIRED)},
     ),
     Scenario(
         "backlog",

@@ -250,6 +250,33 @@ def test_prefect_actions_with_inferred_targets_and_actions_on_resolve(
     expect(page.get_by_label("And stays so for (minutes)")).to_have_value("5")
 
 
+def test_a_compound_of_two_template_triggers_is_built_in_the_wizard(
+    page: Page, api: httpx.Client
+) -> None:
+    page.goto("/automations#/new")
+    page.get_by_label("Trigger template").select_option("compound")
+    page.get_by_label("Fires when").select_option("any")
+    page.get_by_label("Within (minutes)").fill("5")
+    second = page.locator("fieldset.child-trigger", has=page.get_by_text("Trigger 2", exact=True))
+    second.get_by_label("Trigger 2 template").select_option("deployment")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Type").select_option("do-nothing")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Name").fill("Failures or a sick deployment")
+    page.get_by_role("button", name="Create automation").click()
+    expect(page.get_by_role("heading", name="Failures or a sick deployment")).to_be_visible()
+
+    saved = api.get(f"/automations/{page.url.rsplit('/', 1)[-1]}").json()["trigger"]
+    assert (saved["type"], saved["require"], saved["within"]) == ("compound", "any", 300)
+    assert saved["triggers"][0]["expect"] == ["prefect.flow-run.Crashed", "prefect.flow-run.Failed"]
+    assert saved["triggers"][1]["expect"] == ["prefect.deployment.not-ready"]
+    expect(page.locator("dl.definition")).to_contain_text("Any of within 5 min")
+
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_label("Trigger template")).to_have_value("compound")
+    expect(page.get_by_label("Trigger 2 template")).to_have_value("deployment")
+
+
 def test_errors_appear_next_to_their_field_and_edit_reuses_the_form(page: Page) -> None:
     page.goto("/automations#/new")
 

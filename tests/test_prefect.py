@@ -459,6 +459,47 @@ def check_prefect_clients(
     made_id = result.stdout.strip().splitlines()[-1]
     assert api.get(f"/automations/{made_id}").json()["enabled"] is True
 
+    # Composite triggers through Prefect's own CLI and client (its JSON, its schema).
+    compound = tmp_path / "compound.json"
+    compound.write_text(
+        json.dumps(
+            {
+                "name": f"{name}-compound",
+                "trigger": {
+                    "type": "compound",
+                    "require": "all",
+                    "within": 300,
+                    "triggers": [
+                        {"type": "event", "posture": "Reactive", "expect": ["ops.a"]},
+                        {"type": "event", "posture": "Proactive", "expect": ["ops.b"]},
+                    ],
+                },
+                "actions": [{"type": "do-nothing"}],
+            }
+        )
+    )
+    assert "Created automation" in cli("automation", "create", "-f", str(compound))
+    assert "ops.b" in cli("automation", "inspect", f"{name}-compound")
+    script = (
+        "from prefect.automations import Automation\n"
+        "from prefect.events.actions import DoNothing\n"
+        "from prefect.events.schemas.automations import EventTrigger, Posture, SequenceTrigger\n"
+        f"made = Automation(name={name + '-seq'!r}, trigger=SequenceTrigger(within=60, triggers=["
+        "EventTrigger(expect={'ops.a'}, posture=Posture.Reactive),"
+        "EventTrigger(expect={'ops.b'}, posture=Posture.Reactive)]), actions=[DoNothing()]"
+        ").create()\n"
+        "assert isinstance(Automation.read(id=made.id).trigger, SequenceTrigger)\n"
+        "print(made.id)\n"
+    )
+    result = subprocess.run(
+        [str(PREFECT_VENV / "bin" / "python"), "-c", script],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    made_id = result.stdout.strip().splitlines()[-1]
+    stored = api.get(f"/automations/{made_id}").json()["trigger"]
+    assert stored["type"] == "sequence" and stored["within"] == 60
+
 
 def test_flow_run_and_work_pool_actions(
     api: httpx.Client, orchestrator: httpx.Client, receiver: Receiver

@@ -151,6 +151,15 @@ class FiringRecord(BaseModel):
     event_resource_id: str | None = None
     occurred: datetime
     actions: list[ActionResult] = Field(default_factory=list)
+    # What the trigger decided (semantics version 2): which trigger of a composite, the
+    # window, the count, when it was decided and how far the events clock was held back.
+    path: str = ""
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    count: int = 0
+    evaluated: datetime | None = None
+    lag_seconds: float = 0.0
+    lag_capped: bool = False
 
 
 class AutomationStats(BaseModel):
@@ -380,10 +389,17 @@ class AutomationWorkflow:
         return TriggerEvaluator(automation.trigger, state)
 
     @workflow.signal
-    def report_lag(self, report: LagReport) -> None:
-        """A source's lag: proactive deadlines wait for its events (up to MAX_LAG)."""
+    def report_lag(self, raw: RawValue) -> None:
+        """A source's lag (a LagReport): proactive deadlines wait for its events (up to
+        MAX_LAG). Taken raw, like `deliver`: one that does not decode is recorded, skipped."""
+        try:
+            report = workflow.payload_converter().from_payload(raw.payload, LagReport)
+            lag = float(report.lag_seconds)
+        except Exception as error:
+            self._record_error(f"a lag report was skipped: {error!r}")
+            return
         if isinstance(self.evaluator, TriggerEvaluator):
-            self.evaluator.report_lag(report.lag_seconds, workflow.now())
+            self.evaluator.report_lag(lag, workflow.now())
             self.deadline_moved = True
 
     @workflow.update
@@ -551,6 +567,13 @@ class AutomationWorkflow:
                 ActionResult(index=index, type=action.type, status="queued")
                 for index, action in enumerate(self._actions_for(firing))
             ],
+            path=firing.path,
+            window_start=firing.window_start,
+            window_end=firing.window_end,
+            count=firing.count,
+            evaluated=firing.evaluated,
+            lag_seconds=firing.lag_seconds,
+            lag_capped=firing.lag_capped,
         )
         self.stats.firings += 1
         self.stats.last_fired = firing.occurred

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from temporal_automations.domain.automations import Automation, CompoundTrigger
@@ -200,3 +202,38 @@ def test_templates_see_a_composites_children() -> None:
     context = action_context(auto, firing, uid(9))
     assert render("{% for e in events %}{{ e.event }}{% endfor %}", context) == "ab"
     assert render("{{ firings | map(attribute='path') | join(',') }}", context) == "0,1"
+
+
+# --------------------------------------------------------------------------- property
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["compound", "sequence"]),
+    st.sampled_from(["any", "all", 2]),
+    st.sampled_from([None, 10, 60]),
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c", "y"]), st.integers(0, 120)), max_size=20),
+    st.sets(st.integers(1, 20)),
+)
+def test_composite_firings_do_not_depend_on_batching(
+    kind: str, require: Any, within: Any, stream: list[tuple[str, int]], cuts: set[int]
+) -> None:
+    trigger: dict[str, Any] = {
+        "type": kind,
+        "within": within,
+        "triggers": [reactive("a"), reactive("b", threshold=2, within=30), reactive("c")],
+    }
+    if kind == "compound":
+        trigger["require"] = require
+    events = [event(name, t, id=uid(n + 100)) for n, (name, t) in enumerate(stream)]
+
+    def run(batches: list[list[Any]]) -> list[Any]:
+        e = evaluator_of(**trigger)
+        out = []
+        for batch in batches:
+            out += e.receive(batch, at(500))
+        return [(f.occurred, [c.path for c in f.firings], f.count) for f in out]
+
+    bounds = sorted(c for c in cuts if 0 < c < len(events))
+    batches = [events[i:j] for i, j in zip([0, *bounds], [*bounds, len(events)], strict=True)]
+    assert run(batches) == run([[e] for e in events]) == run([events])

@@ -193,6 +193,16 @@ def test_a_lag_over_the_maximum_fires_anyway_and_says_so() -> None:
     assert firing.lag_capped and firing.lag_seconds == MAX_LAG.total_seconds()
 
 
+def test_hostile_lag_reports_are_bounded() -> None:
+    for lag in (float("nan"), -5.0, float("inf"), 1e300):
+        e = evaluator(**STUCK)
+        e.receive([event(RUNNING, 0)], at(0))
+        e.report_lag(lag, at(1700))
+        deadline = e.next_deadline()
+        assert deadline is not None and at(1800) <= deadline <= at(1800) + MAX_LAG
+        assert len(e.advance(at(1800) + MAX_LAG)) == 1
+
+
 def test_an_idle_system_fires_on_the_wall_clock_deadline() -> None:
     e = evaluator(**STUCK)
     e.receive([event(RUNNING, 0)], at(0))

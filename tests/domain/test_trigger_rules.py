@@ -207,15 +207,23 @@ def test_reactive_with_after_waits_for_the_next_after_event_once_fired() -> None
 def test_reactive_within_zero_fires_on_every_expected_event() -> None:
     e = evaluator(posture="Reactive", expect=["x"])
     assert e.trigger.within == 0
-    events = [event("x", s) for s in (0, 5, 100)] + [event("y", 1)]
+    events = [event("x", s) for s in (0, 100, 5, -10_000)] + [event("y", 1)]
     firings = e.receive(events, at(200))
-    assert states(firings) == ["triggered"] * 3
-    assert [f.event.occurred for f in firings if f.event] == [at(0), at(5), at(100)]
-    # an event that occurred before the last firing's window is spent
-    assert e.receive([event("x", 50)], at(201)) == []
+    assert states(firings) == ["triggered"] * 4
+    assert [f.event.occurred for f in firings if f.event] == [at(0), at(100), at(5), at(-10_000)]
     assert e.next_deadline() is None
     assert e.advance(at(1_000_000)) == []
     assert e.state.triggered == {} and e.state.buckets == {}
+
+
+def test_heartbeats_that_are_both_after_and_expected_restart_a_satisfied_window() -> None:
+    # Prefect's crash detection: silence after the LAST heartbeat fires.
+    e = evaluator(posture="Proactive", after=["beat"], expect=["beat"], within=30)
+    for t in (0, 10, 20, 30, 40, 50):
+        assert e.receive([event("beat", t)], at(t)) + e.advance(at(t)) == []
+    assert e.next_deadline() == at(80)
+    (firing,) = e.advance(at(80))
+    assert firing.window_start == at(50)
 
 
 def test_reactive_within_zero_with_threshold_counts_until_the_grace_sweep() -> None:

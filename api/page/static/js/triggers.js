@@ -26,8 +26,11 @@ export const TEMPLATES = [
   ["work-queue", "Work queue health"],
   ["deployment", "Deployment status"],
   ...TEMPORAL_TEMPLATES,
+  ["compound", "Two or three triggers together"],
   ["custom", "Custom (JSON)"],
 ];
+// The templates a compound's children may use (deeper composites are written as JSON).
+const CHILD_TEMPLATES = TEMPLATES.filter(([key]) => key !== "compound" && key !== "custom");
 
 // Which resources an action can infer from the events each template matches.
 export const INFERABLE = {
@@ -35,8 +38,15 @@ export const INFERABLE = {
   "flow-run-stuck": ["flow-run", "deployment", "work-queue", "work-pool"],
   "work-queue": ["work-queue", "work-pool"],
   deployment: ["deployment"],
+  compound: [],
   custom: [],
 };
+
+// What an action can infer: for a compound, what any of its triggers can.
+export function inferableFor(choice) {
+  if (choice.template !== "compound") return INFERABLE[choice.template] ?? [];
+  return [...new Set(choice.children.flatMap((child) => INFERABLE[child.template] ?? []))];
+}
 
 export function newChoice() {
   return {
@@ -50,7 +60,15 @@ export function newChoice() {
     only: "",
     json: JSON.stringify({ posture: "Reactive", expect: ["my.event"] }, null, 2),
     ...TEMPORAL_CHOICE,
+    require: "all",
+    compoundMinutes: 10,
+    children: [],
   };
+}
+
+function ensureChildren(choice) {
+  while (choice.children.length < 2) choice.children.push({ ...newChoice(), children: [] });
+  return choice.children;
 }
 
 // ------------------------------------------------------------------ choice -> trigger
@@ -72,6 +90,13 @@ const others = (all, one) => all.filter((s) => s !== one);
 
 export function triggerFrom(choice) {
   switch (choice.template) {
+    case "compound": {
+      const minutes = Number(choice.compoundMinutes);
+      return {
+        type: "compound", require: choice.require, within: minutes > 0 ? minutes * 60 : null,
+        triggers: ensureChildren(choice).map(triggerFrom),
+      };
+    }
     case "flow-run-state":
       return {
         posture: "Reactive", match: onlyThese("flow-run", ""), match_related: ofDeployments(choice.only),
@@ -139,6 +164,16 @@ function idsIn(value, kind) {
 // The template (with its choices) that builds exactly this trigger, or a custom choice.
 export function choiceFrom(trigger) {
   const base = newChoice();
+  if (trigger.type === "compound" || trigger.type === "sequence") {
+    const children = (trigger.triggers ?? []).map(choiceFrom);
+    const simple = trigger.type === "compound" && children.length >= 2 && children.length <= 3
+      && ["any", "all"].includes(trigger.require) && children.every((c) => c.template !== "custom" && c.template !== "compound");
+    if (simple) {
+      return { ...base, template: "compound", require: trigger.require, compoundMinutes: (trigger.within ?? 0) / 60, children };
+    }
+    const { id, ...rest } = trigger;
+    return { ...base, template: "custom", json: JSON.stringify(rest, null, 2) };
+  }
   const related = Array.isArray(trigger.match_related) ? {} : trigger.match_related ?? {};
   const ranOf = idsIn(related[RESOURCE_ID], "deployment");
   const matched = (kind) => idsIn(trigger.match?.[RESOURCE_ID], kind);
@@ -191,6 +226,7 @@ const onlyWords = (text, what) => {
 };
 
 export function describeTrigger(trigger) {
+  if (trigger.type === "compound" || trigger.type === "sequence") return describeComposite(trigger);
   const choice = choiceFrom(trigger);
   switch (choice.template) {
     case "flow-run-state":
@@ -206,6 +242,15 @@ export function describeTrigger(trigger) {
     default:
       return describeTemporalTrigger(choice, trigger, duration) ?? describeLoosely(trigger) ?? describeCustom(trigger);
   }
+}
+
+// Composites (edited as JSON): their children in words, nested in brackets.
+function describeComposite({ type, require = "all", within = null, triggers = [] }) {
+  const parts = triggers.map((child) => `(${describeTrigger(child)})`);
+  const span = within ? ` within ${duration(within)}` : "";
+  if (type === "sequence") return `In this order${span}: ${parts.join(", then ")}`;
+  const how = require === "any" ? "Any" : require === "all" ? "All" : `${require}`;
+  return `${how} of${span}: ${parts.join("; ")}`;
 }
 
 // Triggers written by hand (or by Prefect's own tools) that still read like a template.
@@ -249,6 +294,8 @@ export function templateFields(choice) {
     bind(h("input", { type: "number", min: "0", step: "any", value: choice[key], "data-loc": loc }), choice, key);
   const only = (loc) => bind(h("input", { type: "text", value: choice.only, "data-loc": loc, placeholder: "any" }), choice, "only");
   switch (choice.template) {
+    case "compound":
+      return compoundFields(choice);
     case "flow-run-state":
       return [statesFieldset(choice),
         field("Only runs of these deployments (optional)", only("trigger.match_related"), "Deployment IDs, separated by commas; empty means every flow run.")];
@@ -276,6 +323,38 @@ export function templateFields(choice) {
   }
 }
 
+// A compound of two or three template triggers: each child in a fieldset of its own.
+function compoundFields(choice) {
+  const children = ensureChildren(choice);
+  const body = h("div", {});
+  const render = () => body.replaceChildren(...children.map((child, index) => {
+    const fields = h("div", {}, ...templateFields(child));
+    const template = h("select", { "data-loc": `trigger.triggers.${index}` }, options(CHILD_TEMPLATES, child.template));
+    template.addEventListener("change", () => {
+      child.template = template.value;
+      fields.replaceChildren(...templateFields(child));
+    });
+    const remove = children.length > 2 && h("button", {
+      type: "button", class: "secondary", onclick: () => { children.splice(index, 1); render(); },
+    }, `Remove trigger ${index + 1}`);
+    return h("fieldset", { class: "child-trigger" }, h("legend", {}, `Trigger ${index + 1}`),
+      field(`Trigger ${index + 1} template`, template), fields, remove || null);
+  }), children.length < 3 ? h("button", {
+    type: "button", class: "secondary",
+    onclick: () => { children.push({ ...newChoice(), children: [] }); render(); },
+  }, "Add a third trigger") : null);
+  render();
+  const require = bind(h("select", { "data-loc": "trigger.require" },
+    options([["all", "all of these triggers have fired"], ["any", "any of these triggers fires"]], choice.require)), choice, "require");
+  const minutes = bind(h("input", { type: "number", min: "0", step: "any", value: choice.compoundMinutes, "data-loc": "trigger.within" }),
+    choice, "compoundMinutes");
+  return [
+    field("Fires when", require),
+    field("Within (minutes)", minutes, "How close together their firings must be; 0 means no limit."),
+    body,
+  ];
+}
+
 function statesFieldset(choice) {
   const group = h("fieldset", { "data-loc": "trigger.expect", "aria-describedby": "states-error" },
     h("legend", {}, "When a flow run enters"));
@@ -294,6 +373,13 @@ function statesFieldset(choice) {
 
 // Checks the form can make before asking the API; returns [loc, message] or null.
 export function checkChoice(choice) {
+  if (choice.template === "compound") {
+    for (const child of ensureChildren(choice)) {
+      const problem = checkChoice(child);
+      if (problem) return problem;
+    }
+    return null;
+  }
   if (choice.template === "flow-run-state" && choice.states.length === 0) {
     return ["trigger.expect", "choose at least one state"];
   }

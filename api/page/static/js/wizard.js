@@ -7,7 +7,15 @@ import { field, h, options } from "./dom.js";
 import { FieldError, clearErrors, showError } from "./errors.js";
 import { takeSeedTrigger } from "./feed.js";
 import { testPanel } from "./testrun.js";
-import { INFERABLE, TEMPLATES, checkChoice, choiceFrom, newChoice, templateFields, triggerFrom } from "./triggers.js";
+import {
+  TEMPLATES,
+  checkChoice,
+  choiceFrom,
+  inferableFor,
+  newChoice,
+  templateFields,
+  triggerFrom,
+} from "./triggers.js";
 
 const STEPS = ["Trigger", "Actions", "Details"];
 
@@ -48,7 +56,7 @@ export async function renderWizard(view, automationId) {
   // ---- step 2: actions
   const context = {
     automations: automations.filter((a) => a.id !== automationId),
-    inferable: () => INFERABLE[choice.template] ?? [],
+    inferable: () => inferableFor(choice),
     rerender: () => renderActions(),
   };
   const actionLists = h("div", {});
