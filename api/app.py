@@ -19,6 +19,7 @@ from temporal_automations.api import openapi
 from temporal_automations.api.deps import require_api_key
 from temporal_automations.api.edge import TooLargeAsJson
 from temporal_automations.api.events_store import EventsStore
+from temporal_automations.api.lag import LagForwarder
 from temporal_automations.api.page import router as page
 from temporal_automations.api.routers import (
     automations,
@@ -48,11 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store.on_change(lambda: router.reindex(store.all()))
         await store.load()
         app.state.client, app.state.store, app.state.router = client, store, router
+        app.state.lag = LagForwarder(client, store.all)
         app.state.events_store = await _start_events_store(settings)
         try:
             yield
         finally:
             await testfire.close_renderer(app.state)
+            await app.state.lag.close()
             if app.state.events_store is not None:
                 await app.state.events_store.close()
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 
 from temporal_automations.api.events_store import EventsStore
+from temporal_automations.api.lag import LagForwarder
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.api.store import AutomationStore
 from temporal_automations.settings import Settings
@@ -29,10 +30,15 @@ def get_events_store(request: Request) -> EventsStore | None:
     return getattr(request.app.state, "events_store", None)
 
 
+def get_lag(request: Request) -> LagForwarder:
+    return request.app.state.lag
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[AutomationStore, Depends(get_store)]
 RouterDep = Annotated[EventRouter, Depends(get_router)]
 EventsStoreDep = Annotated[EventsStore | None, Depends(get_events_store)]
+LagDep = Annotated[LagForwarder, Depends(get_lag)]
 
 
 def require_api_key(request: Request, settings: SettingsDep) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -313,6 +313,46 @@ def test_pause_and_resume_automation_actions(api: httpx.Client) -> None:
     assert eventually(lambda: api.get(f"/automations/{target['id']}").json()["enabled"] is False)
     send(api, event_json(resume_name, f"prefect.automation.{target['id']}"))
     assert eventually(lambda: api.get(f"/automations/{target['id']}").json()["enabled"] is True)
+
+
+def test_a_lagging_source_holds_a_proactive_deadline_until_it_catches_up(
+    api: httpx.Client, receiver: Receiver
+) -> None:
+    """A bridge behind by two minutes says so (even on an empty POST): the 10 s deadline waits
+    for the events that may still come; once it reports no lag, the deadline fires."""
+    run = f"prefect.flow-run.{uuid.uuid4()}"
+    automation = create(
+        api,
+        trigger={
+            "posture": "Proactive",
+            "after": ["prefect.flow-run.Running"],
+            "expect": ["prefect.flow-run.Completed"],
+            "for_each": ["prefect.resource.id"],
+            "match": {"prefect.resource.id": run},
+            "within": 10,
+        },
+        actions=[webhook(receiver, "/lagged")],
+    )
+    running = datetime.now(UTC)
+    send(api, event_json("prefect.flow-run.Running", run))
+    bridge = {"X-Events-Source": "test-bridge"}
+    assert (
+        api.post("/events", json=[], headers={**bridge, "X-Events-Lag": "120"}).status_code == 204
+    )
+
+    def held() -> dict[str, Any] | None:
+        status = automation_status(api, automation["id"])
+        deadline = status["next_deadline"]
+        moved = deadline and datetime.fromisoformat(deadline) >= running + timedelta(seconds=120)
+        return status if moved else None
+
+    assert eventually(held)["stats"]["firings"] == 0
+    assert api.post("/events", json=[], headers={**bridge, "X-Events-Lag": "0"}).status_code == 204
+    (call,) = receiver.wait_for(1, "/lagged", timeout=30)
+    assert call.body.decode() == run
+    for bad in ("soon", "-1", "nan", "1e12"):
+        refused = api.post("/events", json=[], headers={**bridge, "X-Events-Lag": bad})
+        assert refused.status_code == 422 and "X-Events-Lag" in refused.json()["detail"]
 
 
 def test_proactive_trigger_fires_on_time(api: httpx.Client, receiver: Receiver) -> None:
