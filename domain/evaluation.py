@@ -1,4 +1,4 @@
-"""Trigger evaluation, semantics version 2: every decision in event time (SEMANTICS.md).
+"""Trigger evaluation, semantics version 2: every decision in event time (docs/semantics.md).
 
 Pure and deterministic: the caller passes `now` (the workflow's clock, used only for the events
 clock, holding followers and forgetting ids) and owns the state, a plain pydantic model that

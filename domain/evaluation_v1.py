@@ -7,7 +7,8 @@ Its name matching (full fnmatch globs, empty `expect` meaning "the `after` names
 Trigger evaluation: buckets per `for_each` key, windows on event time, firings and resolves.
 
 Pure and deterministic: the caller passes `now` (the workflow's clock) and owns the state, which
-is a plain pydantic model so it can cross continue-as-new. The rules are in SEMANTICS.md; in short:
+is a plain pydantic model so it can cross continue-as-new. The rules (version 1) were those of
+docs/semantics.md before its revision; in short:
 
 - an `after` event opens a window `[occurred, occurred + within)` for its key;
 - without `after`, the first expected event opens one backdated by PRECEDING_WINDOW;

@@ -16,7 +16,7 @@ Exactly once, as the automations see it:
 The bridge reports its lag with every POST (also an empty one when nothing happened): the header
 `X-Events-Source` names it and `X-Events-Lag` says, in seconds, how far behind wall time the end of
 its last fully delivered window is. That is the "how far its cursor is behind" that the events
-clock holds proactive deadlines back for (SEMANTICS.md).
+clock holds proactive deadlines back for (docs/semantics.md).
 
 Every few seconds (`health_interval`) it also describes the task queues it knows (those of the
 workflows it saw, and any named) and lists the schedules: `temporal.task-queue.ready|not-ready`

@@ -10,7 +10,7 @@ Prefect does not keep the order of events within one request, nor across request
 in-memory consumer takes two messages at once), and sweeps buckets 60 s past their end: every
 event goes in its own request, `follows` the one sent before it (Prefect's causal ordering then
 evaluates them in the order sent, as ours does), with `occurred` within the last 30 s. The
-only differences allowed are SEMANTICS.md's own (`ALLOWED`, each named below); every other
+only differences allowed are docs/semantics.md's own (`ALLOWED`, each named below); every other
 difference fails the test with the stream that shows it.
 """
 
@@ -167,7 +167,7 @@ def send_event(client: httpx.Client, event: dict[str, Any]) -> None:
 
 ALLOWED: dict[str, str] = {
     "within-0-after": (
-        "Reactive, `within` 0, with `after`: SEMANTICS.md counts every expected event in the "
+        "Reactive, `within` 0, with `after`: docs/semantics.md counts every expected event in the "
         "window an `after` event opened (`within` 0: no time limit but the grace sweep). "
         "Prefect removes that window whenever an event does not fire it (its bucket ends where "
         "it starts), so with a threshold above what the opening event leaves, it never fires."
@@ -176,7 +176,7 @@ ALLOWED: dict[str, str] = {
 
 
 def explain(stream: Stream, ours_: list[str], theirs: list[str]) -> str | None:
-    """The name of the SEMANTICS.md difference that accounts for this stream, if any."""
+    """The name of the docs/semantics.md difference that accounts for this stream, if any."""
     trigger = stream.trigger
     if trigger["after"] and trigger["within"] == 0 and not theirs and ours_:
         return "within-0-after"

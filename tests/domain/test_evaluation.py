@@ -1,4 +1,4 @@
-"""Trigger evaluation: every rule of SEMANTICS.md "Buckets" and "Ordering", and properties."""
+"""Trigger evaluation: every rule of docs/semantics.md "Buckets" and "Ordering", and properties."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SEMANTICS.md "Matching": label globs, resource specs, related specs, names and for_each keys."""
+"""docs/semantics.md "Matching": label globs, resource and related specs, names, for_each keys."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Matching (SEMANTICS.md "Matching") and validation at the edge."""
+"""Matching (docs/semantics.md "Matching") and validation at the edge."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every rule of SEMANTICS.md "Buckets" and "Ordering", one behaviour per test.
+"""Every rule of docs/semantics.md "Buckets" and "Ordering", one behaviour per test.
 
 Times are seconds after T0; `now` is passed explicitly, as the workflow does.
 """
