@@ -217,7 +217,8 @@ class DoNothingInput(DoNothing):
 
 class CallWebhookInput(CallWebhook):
     model_config = FORBID
-    url: str | None = Field(None, pattern=r"^https?://", max_length=MAX_URL)
+    # A scheme and a host (the host may be a template); "http://" alone is refused here.
+    url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+", max_length=MAX_URL)
     _one_target = _one_target_rule
 
 

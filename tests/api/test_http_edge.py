@@ -125,6 +125,12 @@ def test_the_size_limit_is_enforced_while_the_body_streams(stack: Stack) -> None
             b' "until": "9796-05-15T11:14:05-11:25"}',
         ),
         ("POST", "/events/filter", b'{"limit": "many"}'),
+        (  # a webhook URL with no host was taken, and failed only when it ran
+            "POST",
+            "/automations/",
+            b'{"name": "n", "trigger": {"posture": "Reactive"},'
+            b' "actions": [{"type": "call-webhook", "url": "http://"}]}',
+        ),
     ],
 )
 def test_every_bad_input_is_a_4xx_with_a_message(
