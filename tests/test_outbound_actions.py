@@ -1,13 +1,15 @@
 """The outbound guard in the production worker: a send-notification action whose apprise URL
 aims at loopback is refused (and not retried) unless ALLOW_PRIVATE_WEBHOOKS allows it, as a
-call-webhook is. Real time-skipping Temporal server, real worker, real loopback receiver."""
+call-webhook is. Real Temporal dev server (nothing here needs time skipped, and actions left in
+flight would hold a shared time-skipping server's clock for the tests after), real worker, real
+loopback receiver."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import Client
 
 from tests.support import Receiver, make_automation, make_event
 from tests.workflow_support import (
@@ -28,9 +30,9 @@ def notification(receiver: Receiver, scheme: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("scheme", ["json", "form", "xml"])
 async def test_a_notification_to_loopback_is_refused_unless_allowed(
-    time_skipping_env: WorkflowEnvironment, receiver: Receiver, scheme: str
+    dev_client: Client, receiver: Receiver, scheme: str
 ) -> None:
-    client = time_skipping_env.client
+    client = dev_client
     automation = make_automation(REACTIVE_X, [notification(receiver, scheme)])
     async with (
         running_worker(client, receiver, allow_private_webhooks=False) as task_queue,

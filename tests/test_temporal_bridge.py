@@ -273,8 +273,8 @@ async def test_a_task_queue_losing_its_worker_and_a_paused_schedule_become_event
         health_interval=0.2,
     )
 
-    def named(name: str) -> list[dict[str, Any]]:
-        return [e for e in received(receiver) if e["event"] == name]
+    def named(*names: str) -> list[dict[str, Any]]:
+        return [e for e in received(receiver) if e["event"] in names]
 
     schedule = await cluster.create_schedule(
         schedule_id,
@@ -295,8 +295,19 @@ async def test_a_task_queue_losing_its_worker_and_a_paused_schedule_become_event
         await schedule.unpause(note="back")
         await wait_until(lambda: named("temporal.schedule.unpaused"))
     await schedule.delete()
-    (ready,) = named("temporal.task-queue.ready")
-    (not_ready,) = named("temporal.task-queue.not-ready")
+    # A loaded machine may see the queue flap (a poll later than the 2 s threshold): what
+    # matters is that it was ready with the worker, and that the last word, once it left, is
+    # not-ready (dated at its last poll).
+    readiness = [
+        e
+        for e in named("temporal.task-queue.ready", "temporal.task-queue.not-ready")
+        if e["resource"]["prefect.resource.id"] == f"temporal.task-queue.{queue}"
+    ]
+    kinds = [e["event"] for e in readiness]
+    assert "temporal.task-queue.ready" in kinds, kinds
+    ready = readiness[kinds.index("temporal.task-queue.ready")]
+    not_ready = readiness[-1]
+    assert not_ready["event"] == "temporal.task-queue.not-ready", kinds
     assert ready["resource"]["prefect.resource.id"] == f"temporal.task-queue.{queue}"
     assert not_ready["occurred"] == not_ready["payload"]["last_poll"]
     (paused,) = named("temporal.schedule.paused")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from temporal_automations.api.deps import get_router, get_settings
+from temporal_automations.api.deps import get_lag, get_router, get_settings
 from temporal_automations.api.routers.events import router as events_router
 from temporal_automations.domain.events import (
     MAX_LABEL_KEY,
@@ -47,13 +47,28 @@ class RecordingRouter:
         return len(events)
 
 
+@dataclass
+class RecordingLag:
+    """Forwards nothing; remembers each (source, seconds) reported, as LagForwarder.report."""
+
+    reports: list[tuple[str, float]] = field(default_factory=list)
+
+    def report(self, source: str, seconds: float) -> None:
+        self.reports.append((source, seconds))
+
+
 @pytest.fixture
 def recording() -> RecordingRouter:
     return RecordingRouter()
 
 
 @pytest.fixture
-async def client(recording: RecordingRouter) -> AsyncIterator[httpx.AsyncClient]:
+def lag() -> RecordingLag:
+    return RecordingLag()
+
+
+@pytest.fixture
+async def client(recording: RecordingRouter, lag: RecordingLag) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     app.include_router(events_router, prefix="/api")
     settings = Settings(
@@ -61,6 +76,7 @@ async def client(recording: RecordingRouter) -> AsyncIterator[httpx.AsyncClient]
     )
     app.dependency_overrides[get_settings] = lambda: settings
     app.dependency_overrides[get_router] = lambda: recording
+    app.dependency_overrides[get_lag] = lambda: lag
     # An unhandled error comes back as the 500 a client would see, so it fails the status
     # assertions below with the status in the message.
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -278,3 +294,35 @@ async def test_oversized_bodies_and_events_are_still_413s(
     many = [event(payload={"blob": "y" * 1000}) for _ in range(MAX_REQUEST_BYTES // 1000)]
     refusal(await post(client, json.dumps(many)), status=413)
     assert recording.routed == []
+
+
+async def test_a_sources_lag_is_taken_from_its_headers_even_with_no_event(
+    client: httpx.AsyncClient, lag: RecordingLag
+) -> None:
+    headers = {"X-Events-Source": "bridge-a", "X-Events-Lag": "40.5"}
+    assert (await client.post("/api/events", json=[], headers=headers)).status_code == 204
+    assert (await client.post("/api/events", json=[])).status_code == 204  # no header: no report
+    assert lag.reports == [("bridge-a", 40.5)]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Events-Lag": "soon"},
+        {"X-Events-Lag": "-1"},
+        {"X-Events-Lag": "nan"},
+        {"X-Events-Lag": "inf"},
+        {"X-Events-Lag": "1e12"},
+        {"X-Events-Lag": "1", "X-Events-Source": "s" * 101},
+    ],
+)
+async def test_a_malformed_lag_header_is_a_422_and_takes_nothing(
+    client: httpx.AsyncClient,
+    recording: RecordingRouter,
+    lag: RecordingLag,
+    headers: dict[str, str],
+) -> None:
+    answer = await client.post("/api/events", json=[event()], headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert "X-Events-" in answer.json()["detail"]
+    assert recording.routed == [] and lag.reports == []
