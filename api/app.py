@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,12 +23,14 @@ from temporal_automations.api.edge import TooLargeAsJson
 from temporal_automations.api.events_store import EventsStore
 from temporal_automations.api.page import router as page
 from temporal_automations.api.routers import automations, events, events_feed, health
-from temporal_automations.api.routing import EventRouter
+from temporal_automations.api.routing import CatalogNotReady, EventRouter
 from temporal_automations.api.store import AutomationNotFound, AutomationStore
 from temporal_automations.settings import Settings, events_store_url, get_settings
 from temporal_automations.temporal import connect, ensure_search_attributes
 
 log = logging.getLogger("automations.api")
+
+CATALOG_RETRY_AFTER = 1  # seconds: 10,000 automations load in about that
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,14 +41,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = await connect(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
         store = AutomationStore(client, settings)
-        router = EventRouter(client)
-        store.on_change(lambda: router.reindex(store.all()))
-        await store.load()
+        router = EventRouter(client, ready=lambda: store.ready)
+        store.on_change(router.catalog_changed)
+        # Served at once: the catalog loads meanwhile (events get 503 until it is complete)
+        # and then follows the changes other API processes make.
+        catalog = asyncio.create_task(store.load_and_follow(), name="automations catalog")
         app.state.client, app.state.store, app.state.router = client, store, router
         app.state.events_store = await _start_events_store(settings)
         try:
             yield
         finally:
+            catalog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await catalog
             if app.state.events_store is not None:
                 await app.state.events_store.close()
 
@@ -102,6 +111,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(AutomationNotFound)
     async def not_found(request: Request, error: AutomationNotFound) -> JSONResponse:
         return JSONResponse({"detail": f"automation {error.args[0]} not found"}, status_code=404)
+
+    @app.exception_handler(CatalogNotReady)
+    async def catalog_loading(request: Request, error: CatalogNotReady) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"{error}: try again shortly (see /api/health)"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(CATALOG_RETRY_AFTER)},
+        )
 
     @app.exception_handler(RPCError)
     async def temporal_refused(request: Request, error: RPCError) -> JSONResponse:
