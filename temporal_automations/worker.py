@@ -45,6 +45,10 @@ def build_worker(
         workflows=[AutomationWorkflow, OverflowWorkflow],
         activities=activities,
         max_concurrent_activities=200,
+        # The workflow cache is what the worker's memory grows with (measured by
+        # bench/scale.py, ~250 KB per cached automation); an automation out of it replays its
+        # (short) history when it is needed again.
+        max_cached_workflows=settings.max_cached_workflows,
         # For 10 s after a worker's last poll the server still routes its workflows' tasks to
         # its sticky queue; after a crash they wait there this long before any worker may take
         # them. At the SDK's default (10 s) a deadline due just after a crash fired ~10 s late
