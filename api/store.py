@@ -95,6 +95,9 @@ class AutomationStore:
         self.catalog: dict[UUID, Automation] = {}
         self._listeners: list[CatalogListener] = []
         self._deleted: dict[UUID, float] = {}
+        # Runs seen ending elsewhere, with their definition: a run started again under the
+        # same id (a reset, a restart by hand) without a memo gets it back.
+        self._ended: dict[UUID, tuple[float, Automation]] = {}
         # Loading: for /api/health and the 503s until it is done.
         self.ready = False
         self.load_started: float | None = None
@@ -116,9 +119,14 @@ class AutomationStore:
         for listener in self._listeners:
             listener(automation.id, automation)
 
-    def _drop(self, automation_id: UUID) -> None:
-        self._deleted[automation_id] = time.monotonic()
-        if self.catalog.pop(automation_id, None) is not None:
+    def _drop(self, automation_id: UUID, deleted_here: bool = True) -> None:
+        now = time.monotonic()
+        if deleted_here:
+            self._deleted[automation_id] = now
+        gone = self.catalog.pop(automation_id, None)
+        if gone is not None:
+            if not deleted_here:
+                self._ended[automation_id] = (now, gone)
             for listener in self._listeners:
                 listener(automation_id, None)
 
@@ -183,31 +191,51 @@ class AutomationStore:
         since = _visibility_time((self._followed_to or polled_at) - CATALOG_OVERLAP)
         query = (
             f"WorkflowType = '{WORKFLOW_TYPE}' AND ("
-            f"(ExecutionStatus = 'Running' AND {AUTOMATION_UPDATED.name} >= '{since}') OR "
+            f"(ExecutionStatus = 'Running' AND "
+            f"({AUTOMATION_UPDATED.name} >= '{since}' OR StartTime >= '{since}')) OR "
             f"(({_GONE}) AND CloseTime >= '{since}'))"
         )
+        rows = [
+            execution
+            async for execution in self.client.list_workflows(query, page_size=CATALOG_PAGE_SIZE)
+        ]
+        running = {e.id for e in rows if e.status == WorkflowExecutionStatus.RUNNING}
         changed = 0
         missing: list[str] = []
-        async for execution in self.client.list_workflows(query, page_size=CATALOG_PAGE_SIZE):
+        for execution in rows:
             if execution.status != WorkflowExecutionStatus.RUNNING:
+                if execution.id in running:
+                    continue  # ended, and started again under the same id: not gone
                 with contextlib.suppress(ValueError):
                     automation_id = automation_id_of(execution.id)
                     changed += automation_id in self.catalog
-                    self._drop(automation_id)
+                    self._drop(automation_id, deleted_here=False)
                 continue
             if not self._may_be_news(execution):
                 continue
-            automation = await self._from_memo(execution)
-            if automation is None:
-                missing.append(execution.id)
-            else:
+            automation = await self._from_memo(execution) or self._ended_before(execution.id)
+            if automation is not None:
                 changed += self._merge(automation)
+            elif not self._known(execution.id):
+                missing.append(execution.id)  # no memo (started by something else): ask it
         changed += await self._read_by_query(missing)
         self._followed_to = polled_at
         self.last_followed = time.monotonic()
         self.follow_error = None
         self._forget_deleted()
         return changed
+
+    def _ended_before(self, id_: str) -> Automation | None:
+        with contextlib.suppress(ValueError):
+            ended = self._ended.get(automation_id_of(id_))
+            return ended[1] if ended else None
+        return None
+
+    def _known(self, id_: str) -> bool:
+        try:
+            return automation_id_of(id_) in self.catalog
+        except ValueError:
+            return False
 
     def _may_be_news(self, execution: WorkflowExecution) -> bool:
         """Cheap (a search attribute, no memo decoded): could it be newer than ours?"""
@@ -243,6 +271,8 @@ class AutomationStore:
         horizon = time.monotonic() - FORGET_DELETED_AFTER
         for automation_id in [i for i, at in self._deleted.items() if at < horizon]:
             del self._deleted[automation_id]
+        for automation_id in [i for i, (at, _) in self._ended.items() if at < horizon]:
+            del self._ended[automation_id]
 
     def catalog_health(self) -> dict[str, Any]:
         """For /api/health: loaded or not, how many, how fresh the change feed is."""
