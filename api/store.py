@@ -248,6 +248,13 @@ class AutomationStore:
 
     async def _from_memo(self, execution: WorkflowExecution) -> Automation | None:
         try:
+            payload = execution.raw_info.memo.fields.get("automation")
+            if payload is None:
+                return None
+            if payload.metadata.get("encoding") == b"json/plain":
+                # The pydantic converter's JSON, validated straight from its bytes: about twice
+                # as fast as decoding to a dict first, which counts for 10,000 at start-up.
+                return Automation.model_validate_json(payload.data)
             data = await execution.memo_value("automation", None)
             return Automation.model_validate(data) if data else None
         except Exception:  # a memo cut to id and name (too large), or not ours: ask it

@@ -5,8 +5,8 @@
 Runs the real stack (Temporal dev server in a SQLite file, worker process, API process) on
 loopback and, growing the number of automations step by step, measures:
 - create: automations created over HTTP by a concurrent client, per second, p50/p99;
-- rss: resident memory of the worker and of the API at each step (and the worker's per
-  cached workflow, from the difference between steps);
+- rss: resident memory of the worker and of the API at each step (and what each automation
+  added to the worker since the first step: at most MAX_CACHED_WORKFLOWS of them are cached);
 - event latency: POST /api/events answered -> webhook received, for one automation, at the
   first and the last step (with every other automation registered and not interested);
 - restart: the API stopped and started again, until it routes events (POST /api/events 204),
@@ -138,9 +138,13 @@ def restart_to_serving(stack: Stack) -> dict[str, float]:
     with stack.sync_client() as api:
         while api.post("/events", json=probe).status_code != 204:
             time.sleep(0.02)
+        serving = time.perf_counter() - started
+        catalog = api.get("/health").json()["catalog"]
     return {
         "listening_s": round(listening, 2),
-        "serving_s": round(time.perf_counter() - started, 2),
+        "serving_s": round(serving, 2),
+        "catalog_load_s": catalog.get("load_seconds"),
+        "catalog_automations": catalog["automations"],
     }
 
 
@@ -153,7 +157,7 @@ async def run(steps: list[int], concurrency: int, rounds: int) -> dict[str, Any]
             base_url=stack.api_url, headers=stack.headers, timeout=60, limits=limits
         ) as api:
             made = 0
-            rss_before = rss_mb(stack.worker.pid)
+            first_rss: float | None = None
             for step in steps:
                 figures: dict[str, Any] = {}
                 if step > made:
@@ -162,9 +166,12 @@ async def run(steps: list[int], concurrency: int, rounds: int) -> dict[str, Any]
                 await asyncio.sleep(2)  # the last workflow tasks settle before measuring
                 figures["worker_rss_mb"] = rss_mb(stack.worker.pid)
                 figures["api_rss_mb"] = rss_mb(stack.api.pid)
-                figures["worker_kb_per_automation"] = round(
-                    (figures["worker_rss_mb"] - rss_before) * 1024 / step, 1
-                )
+                if first_rss is None:
+                    first_rss = figures["worker_rss_mb"]
+                else:  # what the automations since the first step added, each
+                    figures["worker_kb_per_automation"] = round(
+                        (figures["worker_rss_mb"] - first_rss) * 1024 / (step - steps[0]), 1
+                    )
                 if step in (steps[0], steps[-1]):
                     figures["event_latency"] = await event_latency(api, receiver, rounds)
                 results["steps"][str(step)] = figures
