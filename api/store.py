@@ -59,10 +59,12 @@ BUSY_STATUS_TIMEOUT = timedelta(seconds=2)
 # Up to this many automations (with their memos, a few KB each) per visibility call: well
 # under gRPC's 4 MB message limit.
 CATALOG_PAGE_SIZE = 500
-CATALOG_POLL_SECONDS = 0.25
+CATALOG_POLL_SECONDS = 0.4
 # Visibility is written a little after the change, and API processes' clocks differ a little:
-# each poll looks this far behind the last one. What it sees again costs a comparison.
-CATALOG_OVERLAP = timedelta(seconds=3)
+# each poll looks this far behind the last one. What it sees again costs a comparison (a
+# search attribute; its memo is decoded only when newer), about (overlap / interval) times the
+# rate of changes: 5 polls' worth at most.
+CATALOG_OVERLAP = timedelta(seconds=2)
 # Reading definitions too large for the memo (a query each) at once, at most this many.
 QUERY_CONCURRENCY = 16
 # Ids deleted here are kept this long so that a page listed before the deletion does not
