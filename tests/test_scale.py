@@ -25,7 +25,7 @@ from temporal_automations.devserver import DevServer
 from temporal_automations.domain.inputs import AutomationCore
 from temporal_automations.settings import Settings
 from temporal_automations.temporal import connect, ensure_search_attributes
-from tests.support import make_event
+from tests.support import make_automation, make_event
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +181,25 @@ async def test_events_refused_until_catalog_loaded(
             health = await http.get("/api/health")
             assert health.json()["catalog"]["loaded"] is True
             assert (await http.post("/api/automations/filter")).status_code == 200
+
+
+def test_index_follows_one_automation_at_a_time() -> None:
+    """The router's index is updated per change (not rebuilt): a new definition replaces the
+    names the old one listened to, a pause or a deletion removes it, patterns included."""
+    first = make_automation({"posture": "Reactive", "expect": ["a.one"], "threshold": 1})
+    index = AutomationIndex([first])
+    assert [a.id for a in index.interested(make_event("a.one"))] == [first.id]
+
+    trigger = first.trigger.model_copy(update={"expect": ["a.*"]})
+    moved = first.model_copy(update={"trigger": trigger})
+    index.put(moved)
+    assert [a.id for a in index.interested(make_event("a.two"))] == [first.id]
+    assert index.interested(make_event("b.one")) == []
+    assert len(index) == 1
+
+    index.put(moved.model_copy(update={"enabled": False}))
+    assert index.interested(make_event("a.two")) == [] and len(index) == 0
+
+    index.put(moved)
+    index.remove(moved.id)
+    assert index.interested(make_event("a.one")) == [] and len(index) == 0
