@@ -4,7 +4,8 @@
 
 Runs the real stack (Temporal dev server in a SQLite file, worker process, API process) on
 loopback and, growing the number of automations step by step, measures:
-- create: automations created over HTTP by a concurrent client, per second, p50/p99;
+- create: automations created over HTTP by a concurrent client, per second, p50/p99, and how
+  long after the last creation the worker had run every new automation's first task;
 - rss: resident memory of the worker and of the API at each step (and what each automation
   added to the worker since the first step: at most MAX_CACHED_WORKFLOWS of them are cached);
 - event latency: POST /api/events answered -> webhook received, for one automation, at the
@@ -29,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -56,6 +61,29 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+async def backlog(stack: Stack) -> int:
+    """Workflow tasks waiting on the task queue (the server's approximate count)."""
+    client = await Client.connect(stack.temporal_address)
+    answer = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace="default",
+            task_queue=TaskQueue(name=stack.env["TASK_QUEUE"]),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            report_stats=True,
+        )
+    )
+    return answer.stats.approximate_backlog_count
+
+
+async def caught_up(stack: Stack) -> float:
+    """Seconds until the worker has run every automation's first workflow task (a burst of
+    creations queues them: each builds the workflow in a fresh sandbox)."""
+    started = time.perf_counter()
+    while await backlog(stack) > 0:
+        await asyncio.sleep(1)
+    return round(time.perf_counter() - started, 1)
 
 
 def definition(index: int, receiver: Receiver | None = None) -> dict[str, Any]:
@@ -207,7 +235,7 @@ async def run(steps: list[int], concurrency: int, rounds: int) -> dict[str, Any]
                 if step > made:
                     figures["create"] = await create_many(api, made, step - made, concurrency)
                     made = step
-                await asyncio.sleep(2)  # the last workflow tasks settle before measuring
+                figures["worker_caught_up_s"] = await caught_up(stack)
                 figures["worker_rss_mb"] = rss_mb(stack.worker.pid)
                 figures["api_rss_mb"] = rss_mb(stack.api.pid)
                 if first_rss is None:
