@@ -74,6 +74,8 @@ CATALOG_POLL_SECONDS = 0.4
 CATALOG_OVERLAP = timedelta(seconds=2)
 # Reading definitions too large for the memo (a query each) at once, at most this many.
 QUERY_CONCURRENCY = 16
+# And every so often, the whole index again: a net for a change the feed missed.
+CATALOG_RESYNC_SECONDS = 300.0
 # Ids deleted here are kept this long so that a page listed before the deletion does not
 # bring them back.
 FORGET_DELETED_AFTER = 120.0
@@ -108,6 +110,7 @@ class AutomationStore:
         # Runs seen ending elsewhere, with their definition: a run started again under the
         # same id (a reset, a restart by hand) without a memo gets it back.
         self._ended: dict[UUID, tuple[float, Automation]] = {}
+        self._created_here: dict[UUID, float] = {}  # since the last resync began
         # Loading: for /api/health and the 503s until it is done.
         self.ready = False
         self.load_started: float | None = None
@@ -185,13 +188,46 @@ class AutomationStore:
         await self.follow()
 
     async def follow(self) -> None:
+        resync_at = time.monotonic() + CATALOG_RESYNC_SECONDS
         while True:
             await asyncio.sleep(CATALOG_POLL_SECONDS)
             try:
                 await self.poll_changes()
+                if time.monotonic() >= resync_at:
+                    await self.resync()
+                    resync_at = time.monotonic() + CATALOG_RESYNC_SECONDS
             except Exception as error:
                 self.follow_error = f"{type(error).__name__}: {error}"
                 log.warning("could not follow catalog changes: %s", self.follow_error)
+
+    async def resync(self) -> int:
+        """Read the whole index again, as at start: what the change feed missed (a change
+        whose visibility record came later than CATALOG_OVERLAP) is put right. Returns how
+        many automations it changed here."""
+        started = time.monotonic()
+        seen: set[UUID] = set()
+        changed = 0
+        missing: list[str] = []
+        async for page in self._pages(_RUNNING_QUERY):
+            for info in page:
+                with contextlib.suppress(ValueError):
+                    seen.add(automation_id_of(info.execution.workflow_id))
+                if not self._may_be_news(info):
+                    continue
+                automation = await self._from_memo(info)
+                if automation is None:
+                    if not self._known(info.execution.workflow_id):
+                        missing.append(info.execution.workflow_id)
+                else:
+                    changed += self._merge(automation)
+        changed += await self._read_by_query(missing)
+        for automation_id in [i for i in self.catalog if i not in seen]:
+            # Not running any more. One created here since the listing began is kept.
+            if self._created_here.get(automation_id, 0.0) < started:
+                changed += 1
+                self._drop(automation_id, deleted_here=False)
+        self._created_here = {i: at for i, at in self._created_here.items() if at >= started}
+        return changed
 
     async def poll_changes(self) -> int:
         """One visibility query for what changed since the last one; returns how many
@@ -415,6 +451,7 @@ class AutomationStore:
             # Continue-as-new keeps it: the runs that follow inherit their first run's timeout.
             task_timeout=self.settings.workflow_task_timeout,
         )
+        self._created_here[automation.id] = time.monotonic()
         self._put(automation)
         return automation
 

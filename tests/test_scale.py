@@ -138,6 +138,26 @@ async def test_change_feed_follows_another_process(server: DevServer) -> None:
     assert router.index.interested(make_event("scale.feed.created")) == []
 
 
+async def test_resync_puts_right_what_the_feed_missed(server: DevServer) -> None:
+    """The periodic full read: a creation and a deletion the change feed never saw (no poll
+    here) are put right in one resync."""
+    first = await new_store(server, "scale-resync")
+    second = await new_store(server, "scale-resync")
+    kept = await first.create(core("kept", "scale.resync.kept"))
+    removed = await first.create(core("removed", "scale.resync.removed"))
+    await second.load()
+    assert removed.id in second.catalog
+    await first.delete(removed.id)
+    added = await first.create(core("added", "scale.resync.added"))
+
+    async def put_right() -> bool:
+        await second.resync()
+        return added.id in second.catalog and removed.id not in second.catalog
+
+    await until(put_right)
+    assert kept.id in second.catalog
+
+
 async def test_events_refused_until_catalog_loaded(
     server: DevServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
