@@ -46,7 +46,7 @@ def build_worker(
         activities=activities,
         max_concurrent_activities=200,
         # The workflow cache is what the worker's memory grows with (measured by
-        # bench/scale.py, ~250 KB per cached automation); an automation out of it replays its
+        # bench/scale.py, ~300 KB per cached automation); an automation out of it replays its
         # (short) history when it is needed again.
         max_cached_workflows=settings.max_cached_workflows,
         # For 10 s after a worker's last poll the server still routes its workflows' tasks to
