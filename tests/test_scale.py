@@ -9,6 +9,9 @@ automation's definition is read from its workflow's memo through the visibility 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -25,6 +28,8 @@ from temporal_automations.devserver import DevServer
 from temporal_automations.domain.inputs import AutomationCore
 from temporal_automations.settings import Settings
 from temporal_automations.temporal import connect, ensure_search_attributes
+from temporal_automations.worker import cache_workflow_bytecode
+from temporal_automations.workflows import automation as workflow_module
 from tests.support import make_automation, make_event
 
 
@@ -223,3 +228,14 @@ def test_index_follows_one_automation_at_a_time() -> None:
     index.put(moved)
     index.remove(moved.id)
     assert index.interested(make_event("a.one")) == [] and len(index) == 0
+
+
+def test_workflow_bytecode_is_cached_for_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox imports the workflow module afresh per workflow: its .pyc must exist, even
+    with PYTHONDONTWRITEBYTECODE (set on this machine), or each import compiles the source."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    cached = importlib.util.cache_from_source(workflow_module.__file__)
+    if os.path.exists(cached):
+        os.remove(cached)
+    cache_workflow_bytecode()
+    assert os.path.getmtime(cached) >= os.path.getmtime(workflow_module.__file__)
