@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,12 +31,14 @@ from temporal_automations.api.routers import (
     temporal,
     testfire,
 )
-from temporal_automations.api.routing import EventRouter
+from temporal_automations.api.routing import CatalogNotReady, EventRouter
 from temporal_automations.api.store import AutomationNotFound, AutomationStore
 from temporal_automations.settings import Settings, events_store_url, get_settings
 from temporal_automations.temporal import connect, ensure_search_attributes
 
 log = logging.getLogger("automations.api")
+
+CATALOG_RETRY_AFTER = 1  # seconds: 10,000 automations load in about that
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,9 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = await connect(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
         store = AutomationStore(client, settings)
-        router = EventRouter(client)
-        store.on_change(lambda: router.reindex(store.all()))
-        await store.load()
+        router = EventRouter(client, ready=lambda: store.ready)
+        store.on_change(router.catalog_changed)
+        # Served at once: the catalog loads meanwhile (events get 503 until it is complete)
+        # and then follows the changes other API processes make.
+        catalog = asyncio.create_task(store.load_and_follow(), name="automations catalog")
         app.state.client, app.state.store, app.state.router = client, store, router
         app.state.lag = LagForwarder(client, store.all)
         app.state.events_store = await _start_events_store(settings)
@@ -56,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await testfire.close_renderer(app.state)
             await app.state.lag.close()
+            catalog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await catalog
             if app.state.events_store is not None:
                 await app.state.events_store.close()
 
@@ -126,6 +135,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(AutomationNotFound)
     async def not_found(request: Request, error: AutomationNotFound) -> JSONResponse:
         return JSONResponse({"detail": f"automation {error.args[0]} not found"}, status_code=404)
+
+    @app.exception_handler(CatalogNotReady)
+    async def catalog_loading(request: Request, error: CatalogNotReady) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"{error}: try again shortly (see /api/health)"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(CATALOG_RETRY_AFTER)},
+        )
 
     @app.exception_handler(RPCError)
     async def temporal_refused(request: Request, error: RPCError) -> JSONResponse:

@@ -25,6 +25,7 @@ except ImportError:  # the connection module is optional here; the flags are not
             *("--search-attribute", "AutomationName=Keyword"),
             *("--search-attribute", "AutomationEnabled=Bool"),
             *("--search-attribute", "AutomationTags=KeywordList"),
+            *("--search-attribute", "AutomationUpdated=Datetime"),
         ]
 
 

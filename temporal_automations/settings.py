@@ -91,6 +91,14 @@ class Settings(BaseSettings):
         "task that a crashed worker held blocks its automation (also how often a task running "
         "local activities reports in: every 80% of it)",
     )
+    max_cached_workflows: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="Automations the worker keeps in memory (its workflow cache); the others are "
+        "replayed from their history when an event or a deadline needs them. About 300 KB each "
+        "(bench/scale.py): 500 keep the worker under 300 MB however many automations exist",
+    )
     health_cache_seconds: float = Field(
         1.0, description="How long /api/health reuses its last answer (it asks Temporal)"
     )

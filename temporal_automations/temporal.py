@@ -23,12 +23,20 @@ WORKFLOW_TYPE = "AutomationWorkflow"
 AUTOMATION_NAME = SearchAttributeKey.for_keyword("AutomationName")
 AUTOMATION_ENABLED = SearchAttributeKey.for_bool("AutomationEnabled")
 AUTOMATION_TAGS = SearchAttributeKey.for_keyword_list("AutomationTags")
-SEARCH_ATTRIBUTES: list[SearchAttributeKey] = [AUTOMATION_NAME, AUTOMATION_ENABLED, AUTOMATION_TAGS]
+# When the definition last changed: the API processes' catalogs follow changes by it.
+AUTOMATION_UPDATED = SearchAttributeKey.for_datetime("AutomationUpdated")
+SEARCH_ATTRIBUTES: list[SearchAttributeKey] = [
+    AUTOMATION_NAME,
+    AUTOMATION_ENABLED,
+    AUTOMATION_TAGS,
+    AUTOMATION_UPDATED,
+]
 
 _INDEXED_TYPE = {
     "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
     "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
 }
 
 
@@ -113,6 +121,9 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
 
 
 def _type_name(key: SearchAttributeKey) -> str:
-    return {"KEYWORD": "Keyword", "BOOL": "Bool", "KEYWORD_LIST": "KeywordList"}[
-        key.indexed_value_type.name.removeprefix("INDEXED_VALUE_TYPE_")
-    ]
+    return {
+        "KEYWORD": "Keyword",
+        "BOOL": "Bool",
+        "KEYWORD_LIST": "KeywordList",
+        "DATETIME": "Datetime",
+    }[key.indexed_value_type.name.removeprefix("INDEXED_VALUE_TYPE_")]

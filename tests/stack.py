@@ -76,8 +76,9 @@ class Stack:
         self.worker = None
 
     def start_api(self, timeout: float = START_TIMEOUT) -> None:
-        """Start the API; return once it listens (it has connected to Temporal and loaded its
-        catalog by then). If it exits first, fail at once with its log."""
+        """Start the API; return once it listens (it has connected to Temporal by then; its
+        catalog loads in the background, events get 503 until `wait_healthy` sees it loaded).
+        If it exits first, fail at once with its log."""
         self.api = self._spawn("api", "-m", "temporal_automations.cli", "api")
         if not wait_for_port(self.api_port, timeout, self.api):
             code = self.api.poll()

@@ -21,10 +21,9 @@ import asyncio
 import base64
 import zlib
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue, RetryPolicy, SearchAttributePair, TypedSearchAttributes
@@ -54,6 +53,36 @@ with workflow.unsafe.imports_passed_through():
         AUTOMATION_ENABLED,
         AUTOMATION_NAME,
         AUTOMATION_TAGS,
+        AUTOMATION_UPDATED,
+    )
+
+    # What a run carries and answers: pydantic models, passed through so that the sandbox
+    # does not build their validators again for every workflow it keeps (measured: about
+    # 560 KB per cached workflow when they were defined here, see workflows/carried.py).
+    from temporal_automations.workflows.carried import (
+        DEFAULT_CHAINED_FIRINGS_PER_MINUTE as DEFAULT_CHAINED_FIRINGS_PER_MINUTE,
+    )
+    from temporal_automations.workflows.carried import (
+        DEFAULT_FIRINGS_PER_MINUTE as DEFAULT_FIRINGS_PER_MINUTE,
+    )
+    from temporal_automations.workflows.carried import (
+        MAX_CARRY_BYTES as MAX_CARRY_BYTES,
+    )
+    from temporal_automations.workflows.carried import (
+        OVERFLOW_CHUNK_ITEMS as OVERFLOW_CHUNK_ITEMS,
+    )
+    from temporal_automations.workflows.carried import (
+        ActionResult,
+        AutomationRun,
+        AutomationStats,
+        AutomationStatus,
+        CarriedWork,
+        FiringRecord,
+        LagReport,
+        QueuedFiring,
+    )
+    from temporal_automations.workflows.carried import (
+        RunLimits as RunLimits,
     )
     from temporal_automations.workflows.overflow import (
         TAKE_BACK_SIGNAL,
@@ -75,13 +104,10 @@ MAX_EMIT_BATCH = 500
 MAX_EMIT_BYTES = 1_000_000
 RECENT_FIRINGS = 20
 MAX_ERROR_TEXT = 500
-DEFAULT_FIRINGS_PER_MINUTE = 60_000
-DEFAULT_CHAINED_FIRINGS_PER_MINUTE = 60
 
 # Temporal refuses a payload over 2 MB and a gRPC message over 4 MB: what a run carries into
 # the next one (its state, inbox, queue and outbox) stays under this, or the run keeps working
 # off its backlog before it continues. Past these history sizes it continues regardless.
-MAX_CARRY_BYTES = 1_500_000
 FORCE_CONTINUE_AT_EVENTS = 40_000  # the server terminates a run at 51,200
 FORCE_CONTINUE_AT_BYTES = 40_000_000  # ... and at 50 MB
 CARRY_RETRY_EVERY = 500  # history events between two tries when the carry is too big
@@ -97,7 +123,6 @@ MEMO_EVERY = timedelta(seconds=5)
 # What a run cannot carry goes to overflow children (workflows/overflow.py), in chunks of at
 # most this many items and bytes (compressed); at most this much of them passes through one
 # run's history, and at most this many chunks wait at once (~400,000 firings or events).
-OVERFLOW_CHUNK_ITEMS = 2_000
 OVERFLOW_CHUNK_BYTES = 400_000
 MAX_OVERFLOW_BYTES_PER_RUN = 8_000_000
 MAX_OVERFLOW_CHUNKS = 200
@@ -113,6 +138,9 @@ OVERFLOW_TO_CHILDREN = "overflow-to-children"
 # keeps version 1 (domain/evaluation_v1.py) until it continues as new; its state converts then.
 SEMANTICS_V2 = "semantics-v2-event-time"
 FIRINGS_PER_TASK_PATCH = "firings-per-task"
+# The AutomationUpdated search attribute kept with the definition, by which API processes
+# follow each other's changes (api/store.py); a run without it keeps the three others.
+CATALOG_UPDATED_ATTRIBUTE = "catalog-updated-attribute"
 
 # An action's first attempts run as a local activity: in the worker, recorded in history as a
 # marker, with no server round trips (the dev server manages a few hundred activity round trips
@@ -129,126 +157,6 @@ ACTION_RETRY = RetryPolicy(
 EMIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
-
-
-# --------------------------------------------------------------------------- what it carries
-
-
-class ActionResult(BaseModel):
-    index: int
-    type: str
-    status: Literal["queued", "running", "executed", "failed"] = "running"
-    detail: str | None = None
-
-
-class FiringRecord(BaseModel):
-    id: UUID
-    state: Literal["triggered", "resolved"]
-    key: str
-    labels: dict[str, str]
-    event_id: UUID | None
-    event_name: str | None
-    event_resource_id: str | None = None
-    occurred: datetime
-    actions: list[ActionResult] = Field(default_factory=list)
-    # What the trigger decided (semantics version 2): which trigger of a composite, the
-    # window, the count, when it was decided and how far the events clock was held back.
-    path: str = ""
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    count: int = 0
-    evaluated: datetime | None = None
-    lag_seconds: float = 0.0
-    lag_capped: bool = False
-
-
-class AutomationStats(BaseModel):
-    events_received: int = 0
-    firings: int = 0
-    last_fired: datetime | None = None
-    recent: list[FiringRecord] = Field(default_factory=list)
-    # What went wrong and was skipped: visible in the status query and the Web UI's memo.
-    errors: int = 0
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    suppressed_firings: int = 0  # over the firing rate limit
-    chain_cut: int = 0  # firings at the end of a chain of automations, not acted on
-
-
-class QueuedFiring(BaseModel):
-    """A firing whose actions wait their turn."""
-
-    id: UUID
-    firing: Firing
-
-
-class RunLimits(BaseModel):
-    firings_per_minute: int = DEFAULT_FIRINGS_PER_MINUTE
-    # Firings caused by another automation's lifecycle event: each firing emits several (one
-    # per action and outcome), so two automations reacting to each other multiply at every
-    # link; this much smaller budget keeps such a storm to a few hundred firings.
-    chained_firings_per_minute: int = DEFAULT_CHAINED_FIRINGS_PER_MINUTE
-    # What a run carries into the next (compressed when it must); tests make it small.
-    max_carry_bytes: int = MAX_CARRY_BYTES
-    overflow_chunk_items: int = OVERFLOW_CHUNK_ITEMS
-
-
-class CarriedWork(BaseModel):
-    """Unread events, queued firings and unsent lifecycle events: what a run hands the next."""
-
-    inbox: list[Event] = Field(default_factory=list)
-    queue: list[QueuedFiring] = Field(default_factory=list)
-    outbox: list[Event] = Field(default_factory=list)
-
-
-class AutomationRun(BaseModel):
-    """The workflow's input: a fresh start (`state` None) or a continuation."""
-
-    automation: Automation
-    state: TriggerState | None = None
-    inbox: list[Event] = Field(default_factory=list)
-    queue: list[QueuedFiring] = Field(default_factory=list)
-    outbox: list[Event] = Field(default_factory=list)
-    stats: AutomationStats = Field(default_factory=AutomationStats)
-    limits: RunLimits = Field(default_factory=RunLimits)
-    budget: FiringBudget | None = None
-    chained_budget: FiringBudget | None = None
-    # CarriedWork as zlib-compressed JSON in base64, when it would not fit plain (see _packed).
-    packed_work: str | None = None
-    # Overflow children holding work this automation has yet to pull back, oldest first.
-    overflow: list[str] = Field(default_factory=list)
-    # The trigger semantics that wrote `state` (1: before event time); informational, the
-    # run decides its own version when it starts (SEMANTICS_V2).
-    semantics: int = 1
-
-
-class LagReport(BaseModel):
-    """A source of events (a bridge catching up) says how far behind its events arrive."""
-
-    source: str = "bridge"
-    lag_seconds: float
-
-
-class AutomationStatus(BaseModel):
-    """The `status` query: the definition, counters, and what the trigger is waiting for."""
-
-    automation: Automation
-    stats: AutomationStats
-    next_deadline: datetime | None
-    open_windows: int
-    triggered_keys: int
-    held_events: int
-    backlog: int = 0  # events decoded, not evaluated yet
-    waiting_signals: int = 0  # signals received, not decoded yet
-    queued_firings: int = 0  # firings waiting for their actions to start
-    running_firings: int = 0
-    overflow_chunks: int = 0  # chunks of work held by overflow children, not pulled back yet
-    # False: the workflow was too busy to answer (its worker holds a workflow task while
-    # actions run) and these are the counters of its memo, as of its last workflow task.
-    live: bool = True
-    semantics: int = 1  # the trigger semantics this run evaluates with
-    # Each trigger's state (a composite lists its children): windows, keys, filled slots.
-    trigger_state: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- the workflow
@@ -291,6 +199,7 @@ class AutomationWorkflow:
         self.memo_published_at: datetime | None = None
         self.memo_when_idle = False  # decided once, at the start of `run` (workflow.patched)
         self.overflow_to_children = False  # likewise
+        self.catalog_attribute = False  # likewise
         self.overflow: list[str] = list(run.overflow)
         self.returned: list[ReturnedWork] = []  # chunks signalled back, not unpacked yet
         self.releasing: str | None = None  # the overflow child asked for its chunk
@@ -305,6 +214,7 @@ class AutomationWorkflow:
         self.memo_when_idle = workflow.patched(MEMO_WHEN_IDLE)
         self.overflow_to_children = workflow.patched(OVERFLOW_TO_CHILDREN)
         self.firings_per_task = workflow.patched(FIRINGS_PER_TASK_PATCH)
+        self.catalog_attribute = workflow.patched(CATALOG_UPDATED_ATTRIBUTE)
         if self.fresh and self.automation.enabled:
             self.evaluator.start(workflow.now())
         while True:
@@ -780,9 +690,8 @@ class AutomationWorkflow:
     # ------------------------------------------------------------------ memo and search attributes
 
     def _publish_definition(self) -> None:
-        workflow.upsert_search_attributes(
-            [pair.key.value_set(pair.value) for pair in search_attributes_for(self.automation)]
-        )
+        attributes = search_attributes_for(self.automation, updated=self.catalog_attribute)
+        workflow.upsert_search_attributes([pair.key.value_set(pair.value) for pair in attributes])
         workflow.upsert_memo(_bounded_memo(memo_for(self.automation, self.stats)))
         self.memo_stale = False
 
@@ -986,7 +895,9 @@ class AutomationWorkflow:
         workflow.continue_as_new(
             carry,
             memo=_bounded_memo(memo),
-            search_attributes=search_attributes_for(self.automation),
+            search_attributes=search_attributes_for(
+                self.automation, updated=self.catalog_attribute
+            ),
         )
 
     def _postpone_continue_as_new(self, size: int) -> None:
@@ -1176,11 +1087,12 @@ def counters_memo(stats: AutomationStats) -> dict[str, Any]:
     }
 
 
-def search_attributes_for(automation: Automation) -> TypedSearchAttributes:
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(AUTOMATION_NAME, automation.name),
-            SearchAttributePair(AUTOMATION_ENABLED, automation.enabled),
-            SearchAttributePair(AUTOMATION_TAGS, automation.tags),
-        ]
-    )
+def search_attributes_for(automation: Automation, updated: bool = True) -> TypedSearchAttributes:
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(AUTOMATION_NAME, automation.name),
+        SearchAttributePair(AUTOMATION_ENABLED, automation.enabled),
+        SearchAttributePair(AUTOMATION_TAGS, automation.tags),
+    ]
+    if updated:
+        pairs.append(SearchAttributePair(AUTOMATION_UPDATED, automation.updated))
+    return TypedSearchAttributes(pairs)

@@ -389,7 +389,7 @@ def monitor(app: FastAPI) -> HealthMonitor:
     if existing is None:
         store = app.state.store
         existing = HealthMonitor(
-            app.state.client, app.state.settings, lambda: [a.id for a in store.all()]
+            app.state.client, app.state.settings, lambda: [a.id for a in store.known()]
         )
         app.state.health_monitor = existing
     return existing
@@ -401,6 +401,12 @@ def monitor(app: FastAPI) -> HealthMonitor:
 )
 async def health(request: Request) -> JSONResponse:
     """200 when Temporal answers and a worker does ("degraded" if some automations are wedged);
-    503 when Temporal or every worker is gone."""
+    503 when Temporal or every worker is gone, or while the catalog of automations loads
+    (`"status": "loading"`, with `Retry-After`; events are refused until it is complete)."""
     current = await monitor(request.app).current()
-    return JSONResponse(current.as_json(), status_code=current.status_code)
+    report = current.as_json()
+    report["catalog"] = request.app.state.store.catalog_health()
+    if report["status"] != "unavailable" and not report["catalog"]["loaded"]:
+        report["status"] = "loading"
+        return JSONResponse(report, status_code=503, headers={"Retry-After": "1"})
+    return JSONResponse(report, status_code=current.status_code)

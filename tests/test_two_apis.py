@@ -1,0 +1,100 @@
+"""Two API processes on one Temporal server share one catalog (a real stack: dev server,
+worker, two API processes, a webhook receiver): an automation created through one is routed
+by the other, and acts once; a pause and a deletion through one reach the other."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from temporal_automations.devserver import die_with_parent, free_port, stop_process, wait_for_port
+from tests.stack import ROOT, START_TIMEOUT, Stack, running_stack
+from tests.support import Receiver, event_json, eventually, send, settled, webhook_action
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with running_stack() as running:
+        yield running
+
+
+@pytest.fixture
+def second_api(stack: Stack) -> Iterator[httpx.Client]:
+    """Another API process on the same Temporal server and task queue, its own port."""
+    port = free_port()
+    data_dir = stack.logs / "second-api"
+    data_dir.mkdir(exist_ok=True)
+    env = {**stack.env, "API_PORT": str(port), "DATA_DIR": str(data_dir)}
+    with (stack.logs / "api-2.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "temporal_automations.cli", "api"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+    try:
+        if not wait_for_port(port, START_TIMEOUT, process):
+            raise RuntimeError(f"the second API did not start:\n{stack.log_tail('api-2')}")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api", timeout=30) as client:
+            eventually(
+                lambda: client.get("/health").json()["catalog"]["loaded"],
+                timeout=START_TIMEOUT,
+                what="second API's catalog loaded",
+            )
+            yield client
+    finally:
+        stop_process(process)
+
+
+def test_created_through_one_routed_by_the_other(
+    stack: Stack, second_api: httpx.Client, receiver: Receiver
+) -> None:
+    with stack.sync_client() as first_api:
+        created = first_api.post(
+            "/automations/",
+            json={
+                "name": "made through the first API",
+                "trigger": {
+                    "posture": "Reactive",
+                    "expect": ["two.apis.happened"],
+                    "threshold": 1,
+                    "within": 0,
+                },
+                "actions": [webhook_action(receiver)],
+            },
+        )
+        assert created.status_code == 201, created.text
+        automation_id = created.json()["id"]
+
+        # The second API's catalog follows the first's creation (its change feed).
+        eventually(
+            lambda: second_api.get(f"/automations/{automation_id}").status_code == 200,
+            what="the second API knows the automation",
+        )
+        send(second_api, event_json("two.apis.happened", "two.apis.resource"))
+        receiver.wait_for(1, path="/hook", timeout=30)
+        status = settled(first_api, automation_id, received=1)
+        assert status["stats"]["firings"] == 1
+        assert len(receiver.requests_snapshot("/hook")) == 1  # the action ran once
+
+        # A pause through the first: the second sees it (and stops routing to it).
+        paused = first_api.patch(f"/automations/{automation_id}", json={"enabled": False})
+        assert paused.status_code == 200, paused.text
+        eventually(
+            lambda: second_api.get(f"/automations/{automation_id}").json()["enabled"] is False,
+            what="the second API sees the pause",
+        )
+
+        # A deletion through the first: the second forgets it.
+        assert first_api.delete(f"/automations/{automation_id}").status_code == 204
+        eventually(
+            lambda: second_api.get(f"/automations/{automation_id}").status_code == 404,
+            what="the second API forgets the deleted automation",
+        )
