@@ -274,7 +274,14 @@ async def test_a_task_queue_losing_its_worker_and_a_paused_schedule_become_event
     )
 
     def named(*names: str) -> list[dict[str, Any]]:
-        return [e for e in received(receiver) if e["event"] in names]
+        """Events of these names about this test's queue or schedule (the cluster holds other
+        tests' task queues too, which the bridge watches as well)."""
+        ours = {f"temporal.task-queue.{queue}", f"temporal.schedule.{schedule_id}"}
+        return [
+            e
+            for e in received(receiver)
+            if e["event"] in names and e["resource"]["prefect.resource.id"] in ours
+        ]
 
     schedule = await cluster.create_schedule(
         schedule_id,
@@ -298,11 +305,7 @@ async def test_a_task_queue_losing_its_worker_and_a_paused_schedule_become_event
     # A loaded machine may see the queue flap (a poll later than the 2 s threshold): what
     # matters is that it was ready with the worker, and that the last word, once it left, is
     # not-ready (dated at its last poll).
-    readiness = [
-        e
-        for e in named("temporal.task-queue.ready", "temporal.task-queue.not-ready")
-        if e["resource"]["prefect.resource.id"] == f"temporal.task-queue.{queue}"
-    ]
+    readiness = named("temporal.task-queue.ready", "temporal.task-queue.not-ready")
     kinds = [e["event"] for e in readiness]
     assert "temporal.task-queue.ready" in kinds, kinds
     ready = readiness[kinds.index("temporal.task-queue.ready")]
