@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from temporal_automations.activities import outbound
-from temporal_automations.activities.http import fail, send
+from temporal_automations.activities.http import RefusedAnswer, fail, send
 from temporal_automations.activities.outbound import OutboundPolicy
 from temporal_automations.activities.prefect import PrefectClient
 from temporal_automations.activities.rendering import TemplateRenderer
@@ -131,8 +131,8 @@ class ActionActivities:
         url = f"{self.settings.api_url}/automations/{target}"
         try:
             await send(self.http, "PATCH", url, json={"enabled": enabled}, headers=self._api_auth())
-        except ApplicationError as error:
-            if " answered 404" in str(error.message):
+        except RefusedAnswer as error:
+            if error.status == 404:
                 raise fail(f"automation {target} does not exist") from error
             raise
         return f"automation {target} {'resumed' if enabled else 'paused'}"

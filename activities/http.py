@@ -17,6 +17,15 @@ def fail(reason: str) -> ApplicationError:
     return ApplicationError(reason, type="ActionFailed", non_retryable=True)
 
 
+class RefusedAnswer(ApplicationError):
+    """A 4xx answer (but 408/425/429): permanent, like `fail`; `status` says which, so a
+    caller can tell "not found" from the rest without reading the message."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason, type="ActionFailed", non_retryable=True)
+        self.status = status
+
+
 async def send(
     http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
 ) -> tuple[int, Any]:
@@ -30,7 +39,7 @@ async def send(
     if status >= 400:
         reason = f"{method} {url} answered {status}: {text[:300]}"
         if status < 500 and status not in RETRYABLE_STATUS:
-            raise fail(reason)
+            raise RefusedAnswer(reason, status)
         raise RuntimeError(reason)  # retried
     try:
         return status, json.loads(text) if text else None

@@ -11,7 +11,7 @@ from uuid import UUID
 import aiohttp
 from temporalio import activity
 
-from temporal_automations.activities.http import fail, send
+from temporal_automations.activities.http import RefusedAnswer, fail, send
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.requests import ActionRequest
 from temporal_automations.domain.automations import (
@@ -70,8 +70,8 @@ class PrefectClient:
     async def get(self, what: str, path: str) -> Any:
         try:
             return await self.call("GET", path)
-        except Exception as error:
-            if " answered 404" in str(error):
+        except RefusedAnswer as error:
+            if error.status == 404:
                 raise fail(f"{what} not found in Prefect ({path})") from error
             raise
 

@@ -291,3 +291,24 @@ async def test_a_queue_of_firings_is_acted_on_across_bounded_workflow_tasks(
         print(f"\n{total} firings: at most {most} local activities in one workflow task")
         assert 0 < most <= FIRINGS_PER_TASK + FIRINGS_IN_FLIGHT  # those in flight end later
         assert workflow_task_report(histories)[0] == 0
+
+
+async def test_pausing_an_automation_that_does_not_exist_fails_with_that_reason(
+    dev_client: Client, receiver: Receiver
+) -> None:
+    """Our API answers 404 for an unknown automation: the action fails at once (no retry),
+    saying which automation does not exist (told by the answer's status, not its text)."""
+    client, gone = dev_client, uuid.uuid4()
+    receiver.fail_next(404, times=1, path=f"/api/automations/{gone}")
+    pause = {"type": "pause-automation", "source": "selected", "automation_id": str(gone)}
+    automation = make_automation(EVERY_X, [pause])
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        await handle.signal("deliver", events(1))
+        status = await status_when(handle, lambda s: s.stats.firings == 1 and actions_done(s))
+        (action,) = status.stats.recent[0].actions
+        assert action.status == "failed"
+        assert action.detail == f"automation {gone} does not exist"
+        assert len(receiver.requests_snapshot(f"/api/automations/{gone}")) == 1  # not retried
