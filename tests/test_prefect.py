@@ -199,7 +199,9 @@ def test_an_unhealthy_work_queue_is_paused_then_resumed_on_resolve(
     assert orchestrator.post(
         "/work_pools/", json={"name": pool, "type": "process"}
     ).status_code in (200, 201)
-    queue = orchestrator.post(f"/work_pools/{pool}/queues", json={"name": "critical"}).json()
+    created = orchestrator.post(f"/work_pools/{pool}/queues", json={"name": "critical"})
+    assert created.status_code in (200, 201), created.text
+    queue = created.json()
     queue_resource = {
         "prefect.resource.id": f"prefect.work-queue.{queue['id']}",
         "prefect.resource.name": "critical",
