@@ -18,10 +18,12 @@ from tests.support import Receiver, register_search_attributes, temporal_test_se
 SUGGEST_CONTINUE_AS_NEW_AT = {"limit.historyCount.suggestContinueAsNew": "30"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server: a 30-minute timer passes in milliseconds. Our
-    search attributes are registered on it, so workflows start exactly as the API starts them."""
+    search attributes are registered on it, so workflows start exactly as the API starts them.
+    One per test (about a second to start): an activity that one test leaves retrying holds a
+    shared server's clock, and a later test's skip then timed out or broke its connection."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=temporal_test_server_binary(),
