@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
 import time
 import uuid
@@ -38,12 +37,10 @@ from temporalio.client import Client
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporal_automations.devserver import (  # noqa: E402
-    die_with_parent,
-    free_port,
     stop_process,
     wait_for_port,
 )
-from tests.stack import ROOT, Stack, running_stack  # noqa: E402
+from tests.stack import Stack, running_stack  # noqa: E402
 from tests.support import Receiver  # noqa: E402
 
 
@@ -158,37 +155,22 @@ async def event_latency(api: httpx.AsyncClient, receiver: Receiver, rounds: int)
 def second_api_sees(stack: Stack, rounds: int) -> dict[str, Any]:
     """A second API process on the same Temporal: from a creation answered by the first to
     the second routing it (its GET answers 200: its catalog has it), p50/p99."""
-    port = free_port()
-    data_dir = stack.logs / "second-api"
-    data_dir.mkdir(exist_ok=True)
-    env = {**stack.env, "API_PORT": str(port), "DATA_DIR": str(data_dir)}
-    with (stack.logs / "api-2.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "temporal_automations.cli", "api"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-        )
-    try:
-        if not wait_for_port(port, 120, process):
-            raise RuntimeError(stack.log_tail("api-2"))
-        delays: list[float] = []
-        second = f"http://127.0.0.1:{port}/api"
-        with stack.sync_client() as first, httpx.Client(base_url=second, timeout=30) as other:
-            while other.get("/health").json().get("catalog", {}).get("loaded") is not True:
-                time.sleep(0.05)
-            for index in range(rounds):
-                made = first.post("/automations/", json=definition(1_000_000 + index))
-                made.raise_for_status()
-                answered = time.perf_counter()
-                while other.get(f"/automations/{made.json()['id']}").status_code != 200:
-                    time.sleep(0.01)
-                delays.append(time.perf_counter() - answered)
-        return summary_ms(delays)
-    finally:
-        stop_process(process)
+    delays: list[float] = []
+    with (
+        stack.another_api() as second,
+        stack.sync_client() as first,
+        httpx.Client(base_url=second, timeout=30) as other,
+    ):
+        while other.get("/health").json().get("catalog", {}).get("loaded") is not True:
+            time.sleep(0.05)
+        for index in range(rounds):
+            made = first.post("/automations/", json=definition(1_000_000 + index))
+            made.raise_for_status()
+            answered = time.perf_counter()
+            while other.get(f"/automations/{made.json()['id']}").status_code != 200:
+                time.sleep(0.01)
+            delays.append(time.perf_counter() - answered)
+    return summary_ms(delays)
 
 
 def restart_to_serving(stack: Stack) -> dict[str, float]:

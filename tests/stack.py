@@ -49,17 +49,35 @@ class Stack:
 
     # ------------------------------------------------------------------ processes
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         with (self.logs / f"{name}.log").open("ab") as log:
             return subprocess.Popen(
                 [sys.executable, *args],
                 cwd=ROOT,
-                env=self.env,
+                env=env or self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent,
             )
+
+    @contextlib.contextmanager
+    def another_api(self, name: str = "api-2") -> Iterator[str]:
+        """One more API process on this stack's Temporal and task queue (its own port and data
+        folder); yields its base URL (…/api) once it listens, stops it by PID afterwards."""
+        port = free_port()
+        data_dir = self.logs / name
+        data_dir.mkdir(exist_ok=True)
+        env = {**self.env, "API_PORT": str(port), "DATA_DIR": str(data_dir)}
+        process = self._spawn(name, "-m", "temporal_automations.cli", "api", env=env)
+        try:
+            if not wait_for_port(port, START_TIMEOUT, process):
+                raise RuntimeError(f"{name} did not start:\n{self.log_tail(name)}")
+            yield f"http://127.0.0.1:{port}/api"
+        finally:
+            stop_process(process)
 
     def start_worker(self) -> None:
         self.worker = self._spawn("worker", "-m", "temporal_automations.worker")

@@ -4,15 +4,12 @@ by the other, and acts once; a pause and a deletion through one reach the other.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from temporal_automations.devserver import die_with_parent, free_port, stop_process, wait_for_port
-from tests.stack import ROOT, START_TIMEOUT, Stack, running_stack
+from tests.stack import START_TIMEOUT, Stack, running_stack
 from tests.support import Receiver, event_json, eventually, send, settled, webhook_action
 
 
@@ -25,32 +22,13 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture
 def second_api(stack: Stack) -> Iterator[httpx.Client]:
     """Another API process on the same Temporal server and task queue, its own port."""
-    port = free_port()
-    data_dir = stack.logs / "second-api"
-    data_dir.mkdir(exist_ok=True)
-    env = {**stack.env, "API_PORT": str(port), "DATA_DIR": str(data_dir)}
-    with (stack.logs / "api-2.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "temporal_automations.cli", "api"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
+    with stack.another_api() as url, httpx.Client(base_url=url, timeout=30) as client:
+        eventually(
+            lambda: client.get("/health").json()["catalog"]["loaded"],
+            timeout=START_TIMEOUT,
+            what="second API's catalog loaded",
         )
-    try:
-        if not wait_for_port(port, START_TIMEOUT, process):
-            raise RuntimeError(f"the second API did not start:\n{stack.log_tail('api-2')}")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api", timeout=30) as client:
-            eventually(
-                lambda: client.get("/health").json()["catalog"]["loaded"],
-                timeout=START_TIMEOUT,
-                what="second API's catalog loaded",
-            )
-            yield client
-    finally:
-        stop_process(process)
+        yield client
 
 
 def test_created_through_one_routed_by_the_other(
