@@ -1,6 +1,6 @@
 """`python worker.py`: the Temporal worker (the same as `automations worker`)."""
 
-from temporal_automations.worker import main
+from temporal_automations.cli import worker
 
 if __name__ == "__main__":
-    main()
+    worker()

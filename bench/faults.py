@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 
 import httpx
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -513,6 +513,7 @@ def record(row: Row, result: Tally, gave_up: str | None, since: float | None) ->
         row.notes.append(gave_up)
     elif since is not None and result.last_arrival is not None:
         row.recover_seconds = max(0.0, result.last_arrival - since)
+    row.figures["re_sent"] = result.redelivered
     if result.redelivered:
         row.notes.append(f"{result.redelivered} re-sent with the same Idempotency-Key")
     if result.unexpected:
@@ -581,6 +582,33 @@ async def _last_task_failure(client: Client, id_: str) -> str | None:
         if item.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
             return "workflow task timed out"
     return None
+
+
+async def _task_timeouts(stack: Stack, automation_id: str) -> dict[str, int]:
+    """Workflow task timeouts in the automation's current run, by kind (start-to-close: a task
+    its worker held and never finished; schedule-to-start: one left in a dead worker's sticky
+    queue)."""
+    client = await Client.connect(stack.temporal_address, namespace="default")
+    kinds: Counter[str] = Counter()
+    async for item in client.get_workflow_handle(workflow_id(automation_id)).fetch_history_events():
+        if item.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+            kind = item.workflow_task_timed_out_event_attributes.timeout_type
+            schedule_to_start = kind == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
+            kinds["schedule-to-start" if schedule_to_start else "start-to-close"] += 1
+    return dict(kinds)
+
+
+def note_task_timeouts(row: Row, stack: Stack, automation_id: str) -> None:
+    try:
+        timeouts = run_async(lambda: _task_timeouts(stack, automation_id))
+    except Exception as error:
+        row.notes.append(f"history unreadable: {short(str(error), 120)}")
+        return
+    row.figures["task_timeouts"] = timeouts
+    if timeouts:
+        row.notes.append(
+            "workflow task timeouts: " + ", ".join(f"{n} {k}" for k, n in timeouts.items())
+        )
 
 
 def check_wedged(row: Row, stack: Stack, automation_ids: list[str], settle: float) -> None:
@@ -654,6 +682,7 @@ def _kill_midstream(
         if gave_up:
             row.notes.append(progress(stack, automation))
         note_engine_counters(row, stack, automation)
+        note_task_timeouts(row, stack, automation)
         check_wedged(row, stack, [automation], settle=10 + size / 1000)
     return row
 
@@ -682,6 +711,23 @@ def worker_kill(size: int) -> Row:
         Stack.kill_worker,
         Stack.start_worker,
         lambda stack, stream: stream.acked() >= size * 3 // 4 or stream.done(),
+        rate=max(100.0, size / 8),
+    )
+
+
+def worker_restart(size: int) -> Row:
+    """Item 8 as a deploy does it: the worker stopped with SIGTERM mid-stream (a graceful stop:
+    its workflow tasks finished or handed back), a new worker started at once."""
+
+    def restart(stack: Stack) -> None:
+        stack.start_worker()
+
+    return _kill_midstream(
+        "worker restarted (SIGTERM) mid-stream",
+        size,
+        Stack.stop_worker,
+        restart,
+        lambda stack, stream: True,
         rate=max(100.0, size / 8),
     )
 
@@ -1288,6 +1334,7 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {
     "server-kill": Scenario(server_kill, 400, 8_000),
     "worker-kill": Scenario(worker_kill, 400, 8_000),
+    "worker-restart": Scenario(worker_restart, 400, 8_000),
     "api-kill": Scenario(api_kill, 400, 8_000),
     "backlog": Scenario(worker_backlog, 300, 5_000),
     "backlog-large": Scenario(worker_backlog, 1_000, 20_000),

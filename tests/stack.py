@@ -80,7 +80,7 @@ class Stack:
             stop_process(process)
 
     def start_worker(self) -> None:
-        self.worker = self._spawn("worker", "-m", "temporal_automations.worker")
+        self.worker = self._spawn("worker", "-m", "temporal_automations.cli", "worker")
 
     def kill_worker(self) -> None:
         """SIGKILL: a crash, with no chance to finish anything."""
