@@ -435,27 +435,34 @@ class AutomationStore:
         many automations at once, from their memos in the visibility index: one call per
         COUNTERS_CHUNK of them, whether or not a worker runs (no workflow has to answer; the
         counters are those of each one's last workflow task). An id missing from the answer
-        (not in the catalog, not listed yet, a memo it cannot read, or no answer within
-        `timeout` seconds) is missing from the result: the caller says "unknown"."""
+        (not in the catalog, not listed yet, a memo it cannot read, a call Temporal refused, or
+        no answer within `timeout` seconds) is missing from the result: the caller says
+        "unknown". Only when Temporal refused every call and nothing was read, its error."""
         wanted = [i for i in dict.fromkeys(automation_ids) if i in self.catalog]
         found: dict[UUID, dict[str, Any]] = {}
+        refused: list[RPCError] = []
 
-        async def read() -> None:
-            for start in range(0, len(wanted), COUNTERS_CHUNK):
-                chunk = wanted[start : start + COUNTERS_CHUNK]
-                # UUIDs, so nothing here can break out of the quotes.
-                listed = ", ".join(f"'{workflow_id(i)}'" for i in chunk)
-                query = f"{_RUNNING_QUERY} AND WorkflowId IN ({listed})"
+        async def read(chunk: list[UUID]) -> None:
+            # UUIDs, so nothing here can break out of the quotes.
+            listed = ", ".join(f"'{workflow_id(i)}'" for i in chunk)
+            query = f"{_RUNNING_QUERY} AND WorkflowId IN ({listed})"
+            try:
                 async with contextlib.aclosing(self._pages(query)) as pages:
                     async for page in pages:
                         for info in page:
                             read_one = await self._counters_from_memo(info)
                             if read_one is not None:
                                 found[read_one[0]] = read_one[1]
+            except RPCError as error:  # this chunk is unknown; the others may still answer
+                log.warning("could not list counters: %s %s", error.status.name, error.message)
+                refused.append(error)
 
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await read()
+                for start in range(0, len(wanted), COUNTERS_CHUNK):
+                    await read(wanted[start : start + COUNTERS_CHUNK])
+        if refused and not found:
+            raise refused[0]  # Temporal answered none of it: the caller's 503
         return found
 
     async def _counters_from_memo(

@@ -89,8 +89,9 @@ async def read_automation_statuses(request: StatusesRequest, store: StoreDep) ->
     """The counters of up to 500 automations in one request (the page's list), in the order
     asked, one entry per id. Read from the automations' memos in Temporal's visibility index
     (about one call per 100 ids, whether or not a worker runs), within about 3 s: an
-    automation not read by then is `unknown`, never a failed answer. The counters are as of
-    each automation's last workflow task; `/{id}/status` has the live ones and recent firings."""
+    automation not read by then (or whose call Temporal refused) is `unknown`, not a failed
+    answer; only when Temporal answers none of it, a 503. The counters are as of each
+    automation's last workflow task; `/{id}/status` has the live ones and recent firings."""
     store.require_ready()  # while loading, "not found" would be a guess: 503
     found = await store.counters(request.ids)
     return StatusesAnswer(
