@@ -63,6 +63,11 @@ __all__ = ["AutomationNotFound", "AutomationStore", "CatalogNotReady"]
 
 STATUS_TIMEOUT = timedelta(seconds=5)
 BUSY_STATUS_TIMEOUT = timedelta(seconds=2)
+# Counters of many automations at once (the list's refresh): ids per visibility call, and the
+# most time the whole read may take (what is not read by then is "unknown").
+COUNTERS_CHUNK = 100
+COUNTERS_TIMEOUT = 3.0
+COUNTER_FIELDS = ("firings", "last_fired", "events_received", "errors", "last_error")
 # Up to this many automations (with their memos, a few KB each) per visibility call: well
 # under gRPC's 4 MB message limit.
 CATALOG_PAGE_SIZE = 500
@@ -422,6 +427,58 @@ class AutomationStore:
             held_events=0,
             live=False,
         )
+
+    async def counters(
+        self, automation_ids: Sequence[UUID], timeout: float = COUNTERS_TIMEOUT
+    ) -> dict[UUID, dict[str, Any]]:
+        """The counters (AutomationStats' summary fields, as `counters_memo` writes them) of
+        many automations at once, from their memos in the visibility index: one call per
+        COUNTERS_CHUNK of them, whether or not a worker runs (no workflow has to answer; the
+        counters are those of each one's last workflow task). An id missing from the answer
+        (not in the catalog, not listed yet, a memo it cannot read, a call Temporal refused, or
+        no answer within `timeout` seconds) is missing from the result: the caller says
+        "unknown". Only when Temporal refused every call and nothing was read, its error."""
+        wanted = [i for i in dict.fromkeys(automation_ids) if i in self.catalog]
+        found: dict[UUID, dict[str, Any]] = {}
+        refused: list[RPCError] = []
+
+        async def read(chunk: list[UUID]) -> None:
+            # UUIDs, so nothing here can break out of the quotes.
+            listed = ", ".join(f"'{workflow_id(i)}'" for i in chunk)
+            query = f"{_RUNNING_QUERY} AND WorkflowId IN ({listed})"
+            try:
+                async with contextlib.aclosing(self._pages(query)) as pages:
+                    async for page in pages:
+                        for info in page:
+                            read_one = await self._counters_from_memo(info)
+                            if read_one is not None:
+                                found[read_one[0]] = read_one[1]
+            except RPCError as error:  # this chunk is unknown; the others may still answer
+                log.warning("could not list counters: %s %s", error.status.name, error.message)
+                refused.append(error)
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                for start in range(0, len(wanted), COUNTERS_CHUNK):
+                    await read(wanted[start : start + COUNTERS_CHUNK])
+        if refused and not found:
+            raise refused[0]  # Temporal answered none of it: the caller's 503
+        return found
+
+    async def _counters_from_memo(
+        self, info: WorkflowExecutionInfo
+    ) -> tuple[UUID, dict[str, Any]] | None:
+        try:
+            automation_id = automation_id_of(info.execution.workflow_id)
+            fields = info.memo.fields
+            names = [name for name in COUNTER_FIELDS if name in fields]
+            if "firings" not in names:
+                return None
+            decoded = await self.client.data_converter.decode([fields[n] for n in names])
+            stats = AutomationStats.model_validate(dict(zip(names, decoded, strict=True)))
+        except Exception:  # not ours, or a memo from before counters: unknown
+            return None
+        return automation_id, stats.model_dump(mode="json", include=set(COUNTER_FIELDS))
 
     async def _status(self, id_: str, timeout: timedelta = STATUS_TIMEOUT) -> AutomationStatus:
         # Bounded: with no worker a query would wait for one until the client gives up.

@@ -15,6 +15,21 @@ export class ApiError extends Error {
   }
 }
 
+// The request was given up (its view was left): not a failure to show anyone.
+export class Abandoned extends Error {
+  constructor() {
+    super("the request was given up");
+  }
+}
+
+// No answer at all (the server is down, the network gone).
+export class Unreachable extends Error {
+  constructor(cause) {
+    super(`the server did not answer (${cause?.message ?? cause})`);
+    this.cause = cause;
+  }
+}
+
 export function setApiKey(key) {
   sessionStorage.setItem(KEY, key);
 }
@@ -54,28 +69,40 @@ export function borrowApiKey(waitMs = 300) {
   });
 }
 
-export async function api(path, { method = "GET", body } = {}) {
+// `signal` (an AbortSignal): once aborted, the request is dropped and this throws Abandoned.
+export async function api(path, { method = "GET", body, signal } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const key = sessionStorage.getItem(KEY);
   if (key) headers.Authorization = `Bearer ${key}`;
-  const response = await fetch(`/api${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  let response;
+  try {
+    response = await fetch(`/api${path}`, {
+      method,
+      headers,
+      signal,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    throw signal?.aborted ? new Abandoned() : new Unreachable(error);
+  }
   if (response.status === 401) {
     sessionStorage.removeItem(KEY); // a wrong or revoked key: ask again
     throw new Unauthorized();
   }
-  if (!response.ok) {
-    let detail = response.statusText;
-    try {
-      detail = (await response.json()).detail;
-    } catch {
-      // not JSON: keep the status text
+  try {
+    if (!response.ok) {
+      let detail = response.statusText;
+      try {
+        detail = (await response.json()).detail;
+      } catch {
+        // not JSON: keep the status text
+      }
+      throw new ApiError(response.status, detail);
     }
-    throw new ApiError(response.status, detail);
+    return response.status === 204 ? null : await response.json();
+  } catch (error) {
+    if (signal?.aborted) throw new Abandoned(); // aborted while the body was read
+    throw error;
   }
-  return response.status === 204 ? null : response.json();
 }

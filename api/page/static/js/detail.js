@@ -4,6 +4,7 @@ import { api } from "./api.js";
 import { describeAction, describeActions, describeTrigger, when } from "./describe.js";
 import { h } from "./dom.js";
 import { enabledSwitch } from "./list.js";
+import { atMost, refreshLoop, singleFlight } from "./refresh.js";
 import { testPanel } from "./testrun.js";
 
 const REFRESH_MS = 2000;
@@ -70,14 +71,13 @@ function showEvaluating(banner, state) {
   banner.textContent = state.evaluating ? "" : `This automation is not evaluating: ${state.problem}`;
 }
 
-const settle = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Returns a function that stops the refresh (called when the page leaves this view).
-export async function renderDetail(view, automationId, config) {
+// `nav`: this view's navigation (main.js); its signal stops the refreshes.
+export async function renderDetail(nav, automationId, config) {
   // Only the definition is needed to show the page: the counters come from the workflow itself,
   // which cannot answer while no worker runs or while its workflow task keeps failing, and the
   // banner then says why.
-  const automation = await api(`/automations/${automationId}`);
+  const { signal } = nav;
+  const automation = await api(`/automations/${automationId}`, { signal });
   const workflowId = `automation-${automation.id}`;
   const workflowUrl = config.temporal_ui_url
     ? `${config.temporal_ui_url}/namespaces/${encodeURIComponent(config.namespace)}/workflows/${workflowId}`
@@ -88,7 +88,7 @@ export async function renderDetail(view, automationId, config) {
   const definition = h("pre", { id: "definition" }, "Shown once the automation answers.");
   let shown = null;
 
-  view.replaceChildren(
+  nav.show(
     h("p", {}, h("a", { href: "#/" }, "← All automations")),
     h("div", { class: "row spread" },
       h("h1", {}, automation.name),
@@ -136,31 +136,23 @@ export async function renderDetail(view, automationId, config) {
     }
   };
 
-  let stopped = false;
-  // A status query waits up to 30 s for a worker: the banner never waits for it, and neither
-  // kind of request piles up behind a slow one.
-  const inFlight = new Set();
-  const once = async (kind, request, show) => {
-    if (stopped || inFlight.has(kind) || document.hidden) return;
-    inFlight.add(kind);
+  // Two refreshes, each never overlapping itself: the status (a query the workflow answers,
+  // which may take seconds when it is busy or has no worker) and the health banner, which
+  // must not wait for the status.
+  const status = singleFlight(async () => {
     try {
-      const value = await request();
-      if (!stopped) show(value);
-    } catch {
-      // A missed status is asked again at the next tick; until one arrives, say so.
-      if (!stopped && kind === "status" && shown === null) {
+      showStatus(await api(`/automations/${automationId}/status`, { signal }));
+    } catch (error) {
+      // A missed status is asked again at the next refresh; until one arrives, say so.
+      if (!signal.aborted && shown === null) {
         counters.textContent = "Counters unavailable: the automation does not answer.";
       }
-    } finally {
-      inFlight.delete(kind);
+      throw error;
     }
-  };
-  const refresh = () => Promise.all([
-    once("status", () => api(`/automations/${automationId}/status`), showStatus),
-    once("health", () => api(`/automations/${automationId}/health`), (state) => showEvaluating(banner, state)),
-  ]);
+  });
+  const health = singleFlight(async () => showEvaluating(banner, await api(`/automations/${automationId}/health`, { signal })));
   // Show the counters before returning when they come quickly, without waiting long for them.
-  await Promise.race([refresh(), settle(1500)]);
-  const timer = setInterval(refresh, REFRESH_MS);
-  return () => { stopped = true; clearInterval(timer); };
+  await atMost(Promise.all([status(), health()]), 1500);
+  refreshLoop(signal, status, REFRESH_MS);
+  refreshLoop(signal, health, REFRESH_MS);
 }

@@ -52,7 +52,9 @@ function eventRow(event) {
 
 // `query`: "?resource=<id prefix>", "?event=<event id>", "&text=<words>" (links from an
 // automation's view: its lifecycle events, a firing's triggering event, a firing's own events).
-export async function renderFeed(view, query = "") {
+// `nav`: this view's navigation (main.js); leaving the view closes the live socket.
+export async function renderFeed(nav, query = "") {
+  const { signal } = nav;
   const params = new URLSearchParams(query.replace(/^\?/, ""));
   const form = { name: "", resource: params.get("resource") ?? "", hours: params.get("event") || params.get("text") ? "168" : "24", id: params.get("event"), text: params.get("text") };
   const name = h("input", { type: "text", id: "feed-name", placeholder: "prefect.flow-run.", autocomplete: "off" });
@@ -71,7 +73,7 @@ export async function renderFeed(view, query = "") {
 
   let socket = null;
   let first = true;
-  let stopped = false;
+  signal.addEventListener("abort", () => socket?.close(), { once: true });
   const shownIds = new Set();
 
   const prepend = (event) => {
@@ -83,6 +85,7 @@ export async function renderFeed(view, query = "") {
 
   const listen = (filter) => {
     socket?.close();
+    if (signal.aborted) return;
     const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/events/out`;
     socket = new WebSocket(url, ["prefect"]);
     socket.addEventListener("open", () => {
@@ -97,7 +100,7 @@ export async function renderFeed(view, query = "") {
       }
     });
     socket.addEventListener("close", () => {
-      if (!stopped) status.textContent = `${shownIds.size} events shown · live updates stopped (reload to resume)`;
+      if (!signal.aborted) status.textContent = `${shownIds.size} events shown · live updates stopped (reload to resume)`;
     });
   };
 
@@ -109,7 +112,7 @@ export async function renderFeed(view, query = "") {
     first = false;
     const filter = eventFilter(form);
     listen(filter); // first, so nothing posted meanwhile is missed (duplicates are skipped)
-    const page = await api("/events/filter", { method: "POST", body: { filter, limit: 200 } });
+    const page = await api("/events/filter", { method: "POST", body: { filter, limit: 200 }, signal });
     rows.replaceChildren();
     shownIds.clear();
     [...page.events].reverse().forEach(prepend);
@@ -119,14 +122,15 @@ export async function renderFeed(view, query = "") {
   };
   controls.addEventListener("submit", (event) => {
     event.preventDefault();
-    load();
+    load().catch((error) => {
+      if (!signal.aborted) status.textContent = `Could not read the events: ${error.message}`;
+    });
   });
 
-  view.replaceChildren(
+  nav.show(
     h("p", {}, h("a", { href: "#/" }, "← All automations")),
     h("h1", {}, "Events"),
     h("p", { class: "hint" }, "Every event the API accepted, the automations' own included. New ones appear as they arrive."),
     controls, status, gaps, table);
   await load();
-  return () => { stopped = true; socket?.close(); };
 }

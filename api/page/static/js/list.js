@@ -1,22 +1,27 @@
 // The list: every automation with its summary and counters, an on/paused switch, and a menu
 // (Copy ID, Edit, Delete).
-import { api } from "./api.js";
+import { Abandoned, api } from "./api.js";
 import { ago, describeActions, describeTrigger, when } from "./describe.js";
 import { copyText, h, toast } from "./dom.js";
+import { atMost, refreshLoop, singleFlight } from "./refresh.js";
 
-// A status query waits up to 30 s for a worker; the list shows without its counters sooner.
+// The counters come from POST /api/automations/statuses: one request per refresh for up to
+// STATUS_BATCH automations (the API's bound), however many are listed.
+const STATUS_BATCH = 500;
+const REFRESH_MS = 3000;
+// The first counters are awaited this long before the list shows (without them if need be).
 const STATUS_PATIENCE_MS = 3000;
 
-async function withStatus(automation) {
-  try {
-    const status = await Promise.race([
-      api(`/automations/${automation.id}/status`),
-      new Promise((_, reject) => setTimeout(() => reject(new Error("no answer in time")), STATUS_PATIENCE_MS)),
-    ]);
-    return { automation, stats: status.stats };
-  } catch {
-    return { automation, stats: null }; // counters unknown; the row still shows
+// id → counters (or null: unknown), for the automations listed.
+async function readCounters(ids, signal) {
+  const counters = new Map();
+  for (let start = 0; start < ids.length; start += STATUS_BATCH) {
+    const { statuses } = await api("/automations/statuses", {
+      method: "POST", body: { ids: ids.slice(start, start + STATUS_BATCH) }, signal,
+    });
+    for (const entry of statuses) counters.set(entry.id, entry.state === "ok" ? entry : null);
   }
+  return counters;
 }
 
 // /api/health, read even when it answers 503 (its body says why). Never blocks the list.
@@ -124,53 +129,91 @@ export function enabledSwitch(automation, onChange = () => {}) {
   return h("label", { class: "switch" }, input, state);
 }
 
-function row({ automation, stats, problem }, rerender) {
-  const firings = stats?.firings;
+function countersText(stats) {
+  if (!stats) return ["Last fired: unknown · firings unknown"];
+  const { firings, last_fired: lastFired } = stats;
+  return [
+    "Last fired: ", lastFired ? h("time", { datetime: lastFired, title: when(lastFired) }, ago(lastFired)) : "never",
+    ` · Fired ${firings} time${firings === 1 ? "" : "s"}`,
+  ];
+}
+
+function row(automation, counters, problem, rerender) {
   return h("article", { class: "card automation", dataset: { id: automation.id }, "aria-label": automation.name },
     h("div", { class: "main" },
       problem ? notEvaluating(problem) : null,
       h("a", { class: "name", href: `#/a/${automation.id}` }, automation.name),
       automation.description ? h("div", { class: "meta" }, automation.description) : null,
       h("div", { class: "summary" }, h("span", { class: "trigger" }, describeTrigger(automation.trigger)), " → ", describeActions(automation)),
-      h("div", { class: "meta" },
-        "Last fired: ", stats?.last_fired ? h("time", { datetime: stats.last_fired, title: when(stats.last_fired) }, ago(stats.last_fired)) : "never",
-        " · ", firings === undefined ? "firings unknown" : `Fired ${firings} time${firings === 1 ? "" : "s"}`)),
+      counters),
     h("div", { class: "controls" }, enabledSwitch(automation), menu(automation, rerender)),
   );
 }
 
-export async function renderList(view) {
-  const [automations, health] = await Promise.all([
-    api("/automations/filter", { method: "POST", body: { sort: "NAME_ASC" } }),
-    readHealth(),
-  ]);
-  const rows = await Promise.all(automations.map(withStatus));
-  // Health names wedged automations (workflow tasks that keep failing); without a worker, none
-  // evaluates and one banner above the list says so.
-  const wedged = new Set(health?.wedged ?? []);
-  const noWorker = health && !health.workers;
-  for (const r of rows) {
-    if (wedged.has(r.automation.id)) r.problem = "its workflow task keeps failing (open it for the reason)";
-  }
-  const rerender = () => renderList(view);
-  view.replaceChildren(
-    h("div", { class: "row spread" },
-      h("h1", {}, "Automations"),
-      h("div", { class: "row" },
-        h("a", { class: "button add", href: "#/new", "aria-label": "Create automation", title: "Create automation" }, "+"),
-        h("a", { class: "button secondary", href: "#/events", id: "nav-events" }, "Event feed"))),
-    noWorker && rows.length
-      ? h("div", { class: "banner", role: "alert", id: "no-worker" },
-          health.temporal
-            ? "No worker is running: no automation is evaluating. Start one (automations worker)."
-            : "Temporal is unreachable: no automation is evaluating.")
-      : null,
-    rows.length
-      ? h("div", { class: "list" }, rows.map((r) => row(r, rerender)))
-      : h("div", { class: "card empty" },
-          h("h2", {}, "No automations yet"),
-          h("p", {}, "Create your first one with the ", h("a", { href: "#/new" }, "+ button"),
-            ": pick a trigger (a flow run that fails or gets stuck, an unhealthy work queue…), the actions to run, and a name."),
-          h("p", {}, "Or POST its JSON to ", h("code", {}, "/api/automations/"), " — Prefect's own clients work too.")),
-  );
+// `nav`: this view's navigation (main.js): `show` puts the view on the page while it is the
+// current one, and `signal` is aborted when the page moves on, which stops the refresh.
+export async function renderList(nav) {
+  let shown = new Map(); // id → the counters element of its row
+  // One read of every listed automation's counters at a time (the first, the refreshes).
+  const refresh = singleFlight(async () => {
+    if (!shown.size) return;
+    const rows = shown;
+    let counters;
+    try {
+      counters = await readCounters([...rows.keys()], nav.signal);
+    } catch (error) {
+      // No answer: rows still waiting for their first counters say they are unknown.
+      for (const element of rows.values()) {
+        if (element.dataset.loading) element.replaceChildren(...countersText(null));
+      }
+      throw error;
+    }
+    for (const [id, element] of shown) {
+      if (!counters.has(id)) continue;
+      delete element.dataset.loading;
+      element.replaceChildren(...countersText(counters.get(id)));
+    }
+  });
+
+  // Draws the whole list (again after a deletion); the one refresh loop reads `shown`.
+  const render = async () => {
+    const [automations, health] = await Promise.all([
+      api("/automations/filter", { method: "POST", body: { sort: "NAME_ASC" }, signal: nav.signal }),
+      readHealth(),
+    ]);
+    shown = new Map(automations.map((a) => [a.id, h("div", { class: "meta counters", dataset: { loading: "yes" } }, "Loading counters…")]));
+    await atMost(refresh(), STATUS_PATIENCE_MS);
+    // Health names wedged automations (workflow tasks that keep failing); without a worker, none
+    // evaluates and one banner above the list says so.
+    const wedged = new Set(health?.wedged ?? []);
+    const noWorker = health && !health.workers;
+    const rows = automations.map((a) => row(a, shown.get(a.id),
+      wedged.has(a.id) ? "its workflow task keeps failing (open it for the reason)" : null, rerender));
+    nav.show(
+      h("div", { class: "row spread" },
+        h("h1", {}, "Automations"),
+        h("div", { class: "row" },
+          h("a", { class: "button add", href: "#/new", "aria-label": "Create automation", title: "Create automation" }, "+"),
+          h("a", { class: "button secondary", href: "#/events", id: "nav-events" }, "Event feed"))),
+      noWorker && rows.length
+        ? h("div", { class: "banner", role: "alert", id: "no-worker" },
+            health.temporal
+              ? "No worker is running: no automation is evaluating. Start one (automations worker)."
+              : "Temporal is unreachable: no automation is evaluating.")
+        : null,
+      rows.length
+        ? h("div", { class: "list" }, rows)
+        : h("div", { class: "card empty" },
+            h("h2", {}, "No automations yet"),
+            h("p", {}, "Create your first one with the ", h("a", { href: "#/new" }, "+ button"),
+              ": pick a trigger (a flow run that fails or gets stuck, an unhealthy work queue…), the actions to run, and a name."),
+            h("p", {}, "Or POST its JSON to ", h("code", {}, "/api/automations/"), " — Prefect's own clients work too.")),
+    );
+  };
+
+  const rerender = () => render().catch((error) => {
+    if (!(error instanceof Abandoned)) toast(`Could not read the list again: ${error.message}`);
+  });
+  await render();
+  refreshLoop(nav.signal, refresh, REFRESH_MS);
 }

@@ -1,5 +1,5 @@
 // The page's router (#/, #/new, #/edit/<id>, #/a/<id>, #/events) and the API key prompt.
-import { Unauthorized, borrowApiKey, hasApiKey, setApiKey } from "./api.js";
+import { Abandoned, Unauthorized, borrowApiKey, hasApiKey, setApiKey } from "./api.js";
 import { renderDetail } from "./detail.js";
 import { renderFeed } from "./feed.js";
 import { field, h, hideToast } from "./dom.js";
@@ -8,7 +8,7 @@ import { renderWizard } from "./wizard.js";
 
 const view = document.getElementById("view");
 let config = { temporal_ui_url: null, namespace: "default", auth_required: false };
-let leave = null; // stops what the current view runs in the background
+let current = null; // the navigation whose view is (or is about to be) on the page
 let keyTried = false; // a key was typed (so a 401 means it was wrong)
 let keyRejected = false;
 
@@ -31,24 +31,54 @@ function askForKey() {
   input.focus();
 }
 
+// One visit to a view. Every request it makes carries `signal`, and everything it runs in the
+// background stops on it; it is aborted as soon as the page moves on, so an answer that comes
+// late (for a view already left) is dropped, never drawn over the view now shown.
+class Navigation {
+  constructor() {
+    this.controller = new AbortController();
+    this.signal = this.controller.signal;
+  }
+
+  get current() {
+    return this === current && !this.signal.aborted;
+  }
+
+  // Put the view on the page, if it is still the one to show.
+  show(...nodes) {
+    if (!this.current) throw new Abandoned();
+    view.replaceChildren(...nodes);
+  }
+
+  leave() {
+    this.controller.abort();
+  }
+}
+
 async function route() {
-  leave?.();
-  leave = null;
+  current?.leave();
+  const nav = current = new Navigation();
   hideToast();
   const [, page, id] = location.hash.replace(/^#\/?/, "").match(/^([a-z]*)\/?(.*)$/) || [];
-  if (config.auth_required && !hasApiKey() && !(await borrowApiKey())) return askForKey();
+  if (config.auth_required && !hasApiKey() && !(await borrowApiKey())) {
+    if (nav.current) askForKey();
+    return;
+  }
   try {
-    if (page === "new") await renderWizard(view);
-    else if (page === "edit") await renderWizard(view, id);
-    else if (page === "a") leave = await renderDetail(view, id, config);
-    else if (page === "events") leave = await renderFeed(view, id);
-    else await renderList(view);
+    if (page === "new") await renderWizard(nav);
+    else if (page === "edit") await renderWizard(nav, id);
+    else if (page === "a") await renderDetail(nav, id, config);
+    else if (page === "events") await renderFeed(nav, id);
+    else await renderList(nav);
+    if (!nav.current) return;
     keyRejected = false;
     document.title = `${view.querySelector("h1")?.textContent ?? "Automations"} · temporal-automations`;
     // Move focus to the new view (for keyboards and screen readers) unless it placed it itself.
     if (!view.contains(document.activeElement)) view.focus();
   } catch (error) {
+    if (!nav.current || error instanceof Abandoned) return; // a view already left
     if (error instanceof Unauthorized) {
+      nav.leave(); // the key form replaces this view; what it started stops
       keyRejected = keyTried;
       askForKey();
       return;
