@@ -10,10 +10,10 @@ limit (activities/rendering.py); this module stays pure.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from jinja2 import ChainableUndefined, Template, TemplateError, meta, pass_eval_context
@@ -266,7 +266,9 @@ def render(template: str, context: Mapping[str, Any]) -> str:
     if not has_template_syntax(template):
         return template
     try:
-        stream = _compiled(template).generate(context)
+        # jinja2 annotates generate() as an Iterator; it is a generator, and close() is what
+        # stops the template's own code when the output is abandoned.
+        stream = cast(Generator[str, None, None], _compiled(template).generate(context))
         try:
             parts: list[str] = []
             size = 0

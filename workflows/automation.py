@@ -596,7 +596,8 @@ class AutomationWorkflow:
             return "nothing to do"
         summary = f"{request.action.type} #{request.action_index}"
         try:
-            return await workflow.execute_local_activity(
+            # Named activities return Any to mypy; result_type=str makes it a str.
+            done: str = await workflow.execute_local_activity(
                 activity_name,
                 request,
                 result_type=str,
@@ -604,10 +605,11 @@ class AutomationWorkflow:
                 retry_policy=LOCAL_RETRY,
                 summary=summary,
             )
+            return done
         except FailureError as error:
             if _is_permanent(error):
                 raise
-        return await workflow.execute_activity(
+        retried: str = await workflow.execute_activity(
             activity_name,
             request,
             result_type=str,
@@ -615,6 +617,7 @@ class AutomationWorkflow:
             retry_policy=ACTION_RETRY,
             summary=f"{summary} (retrying)",
         )
+        return retried
 
     def _lifecycle(
         self,
