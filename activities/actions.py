@@ -3,6 +3,9 @@ reads in `prefect.automation.action.failed`; transient ones raise plain errors a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import aiohttp
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -166,7 +169,7 @@ class ActionActivities:
         key = self.settings.api_key
         return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.call_webhook,
             self.send_notification,

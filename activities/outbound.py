@@ -150,7 +150,7 @@ async def request(
     except OutboundRefused as error:
         raise fail(f"{method} {where(url)} refused: {error}") from None
     headers = {**headers, "Host": target.host_port_subcomponent or host}
-    tls = {"server_hostname": host} if target.scheme == "https" else {}
+    tls: dict[str, Any] = {"server_hostname": host} if target.scheme == "https" else {}
     status, body = await _first_answer(
         http, method, url, [target.with_host(ip) for ip in addresses], headers, data, json, tls
     )
@@ -174,7 +174,7 @@ async def _first_answer(
     headers: dict[str, str],
     data: str | None,
     json: Any,
-    tls: dict[str, str],
+    tls: dict[str, Any],
 ) -> tuple[int, bytes]:
     """The answer from the first checked address that takes the connection (a dual-stack
     name's IPv6 address may be unreachable from here); nothing is sent twice, as a connection
@@ -277,8 +277,9 @@ def _install() -> None:
             return None
 
         urllib3.util.connection.create_connection = guarded_urllib3
-        socket.create_connection = guarded_socket
-        requests.sessions.Session.get_redirect_target = no_redirects  # type: ignore[method-assign]
+        # Patched process-wide: each guard wraps the call it replaces, with a looser signature.
+        socket.create_connection = guarded_socket  # type: ignore[assignment]
+        requests.sessions.Session.get_redirect_target = no_redirects  # type: ignore[method-assign,assignment]
         _installed = True
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -233,6 +233,7 @@ class PrefectActivities:
         assert isinstance(action, FlowRunAction)
         run = _target(action, request)
         message = f"by automation {request.automation.name!r}"
+        state: dict[str, Any]
         if isinstance(action, CancelFlowRun):
             state, force = {"type": "CANCELLING", "name": "Cancelling", "message": message}, True
         elif isinstance(action, SuspendFlowRun):
@@ -270,7 +271,7 @@ class PrefectActivities:
             raise fail(f"Prefect refused to resume flow run {run}")
         return f"flow run {run} resumed"
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.run_deployment,
             self.set_deployment_paused,

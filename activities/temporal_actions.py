@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -413,7 +414,7 @@ class TemporalActivities:
             raise _rpc_failure(error, f"cannot change {what}") from error
         return f"{what} {done}"
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.cancel_workflow,
             self.terminate_workflow,

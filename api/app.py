@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 method
                 for route in app.routes
                 if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
-                for method in route.methods
+                for method in route.methods or ()
             )
             error = HTTPException(405, "method not allowed", {"Allow": ", ".join(allowed)})
         return await http_exception_handler(request, error)

@@ -48,13 +48,15 @@ from temporal_automations.temporal import (
     workflow_id,
 )
 from temporal_automations.workflows.automation import (
-    AutomationRun,
-    AutomationStats,
-    AutomationStatus,
     AutomationWorkflow,
     RunLimits,
     memo_for,
     search_attributes_for,
+)
+from temporal_automations.workflows.carried import (
+    AutomationRun,
+    AutomationStats,
+    AutomationStatus,
 )
 
 log = logging.getLogger("automations.api")

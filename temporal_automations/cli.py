@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -133,7 +133,7 @@ async def _serve_until_stopped(
     api_server = _api_server(settings, LOOPBACK, port)
     worker = asyncio.create_task(run_worker(settings), name="worker")
     api = asyncio.create_task(_serve_api(api_server), name="api")
-    watchers = {asyncio.create_task(stop.wait(), name="signal")}
+    watchers: set[asyncio.Task[Any]] = {asyncio.create_task(stop.wait(), name="signal")}
     # Optional: a bridge that cannot reach its cluster logs why and retries; it never stops dev.
     bridge = (
         asyncio.create_task(
@@ -325,7 +325,7 @@ def dev(
         if not no_ui:
             _check_free(ui_port, "Temporal Web UI", "--ui-port or --no-ui")
         db_file = None if ephemeral else (data_dir or default_data_dir()) / "temporal.db"
-        sync = cast(SqliteSync, sqlite_sync.value) if sqlite_sync else DEFAULT_SQLITE_SYNC
+        sync: SqliteSync = sqlite_sync.value if sqlite_sync else DEFAULT_SQLITE_SYNC
         server = DevServer(
             port=temporal_port, ui=not no_ui, ui_port=ui_port, db_file=db_file, sqlite_sync=sync
         )

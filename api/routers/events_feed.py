@@ -218,7 +218,7 @@ async def count_events(
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"the events store is unavailable: {error}"
         ) from error
-    counts = []
+    counts: list[dict[str, Any]] = []
     for value, count, first, last in rows:
         if kind == "day":
             start = since + span * int(value)
@@ -328,6 +328,7 @@ async def stream_events_out(websocket: WebSocket) -> None:
     )
     subscriber = store.subscribe(live.includes)  # first, so nothing falls between the two
     sent: set[Any] = set()
+    event: Event | None  # the backfill's, then the live queue's (None: the queue closed)
     try:
         if wants_backfill:
             backfill = event_filter.model_copy(update={"order": EventOrder.ASC})
