@@ -31,7 +31,8 @@ import requests.sessions
 import urllib3.util.connection
 from yarl import URL
 
-from temporal_automations.activities.http import RETRYABLE_STATUS, fail
+from temporal_automations.activities.errors import ActionErrorType
+from temporal_automations.activities.http import RETRYABLE_STATUS, RefusedAnswer, fail
 
 EXCERPT_CHARS = 120
 _READ_BYTES = 4096  # of an answer's body, for the excerpt; the rest is never read
@@ -148,7 +149,8 @@ async def request(
         else:
             addresses = await asyncio.to_thread(policy.addresses, host, port)
     except OutboundRefused as error:
-        raise fail(f"{method} {where(url)} refused: {error}") from None
+        refused = f"{method} {where(url)} refused: {error}"
+        raise fail(refused, ActionErrorType.OUTBOUND_REFUSED) from None
     headers = {**headers, "Host": target.host_port_subcomponent or host}
     tls: dict[str, Any] = {"server_hostname": host} if target.scheme == "https" else {}
     status, body = await _first_answer(
@@ -158,11 +160,11 @@ async def request(
         return status
     reason = f"{method} {where(url)} answered {status}"
     if 300 <= status < 400:
-        raise fail(f"{reason}; redirects are not followed")
+        raise fail(f"{reason}; redirects are not followed", ActionErrorType.OUTBOUND_REFUSED)
     if body:
         reason += f": {excerpt(body)}"
     if status < 500 and status not in RETRYABLE_STATUS:
-        raise fail(reason)
+        raise RefusedAnswer(reason, status)
     raise RuntimeError(reason)  # retried
 
 
@@ -317,7 +319,8 @@ async def notify(policy: OutboundPolicy, urls: list[str], title: str, body: str)
     )
     for call, (url, _), sent in zip(calls, plugins, results, strict=True):
         if call.refusals:
-            raise fail(f"{scheme(url)}:// notification refused: {call.refusals[0][:300]}")
+            refused = f"{scheme(url)}:// notification refused: {call.refusals[0][:300]}"
+            raise fail(refused, ActionErrorType.OUTBOUND_REFUSED)
         if not sent:
             raise RuntimeError(f"the {scheme(url)}:// service did not accept the message")
 
