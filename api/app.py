@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from temporal_automations.api import errors, openapi
-from temporal_automations.api.deps import require_api_key
+from temporal_automations.api.deps import automation_log_context, require_api_key
 from temporal_automations.api.edge import TooLargeAsJson
 from temporal_automations.api.events_store import EventsStore
 from temporal_automations.api.lag import LagForwarder
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(
         automations.router,
         prefix="/api",
-        dependencies=protected,
+        dependencies=[*protected, Depends(automation_log_context)],
         max_body_size=settings.max_definition_bytes,
     )
     app.include_router(

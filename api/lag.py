@@ -121,7 +121,12 @@ class LagForwarder:
                         LagReport(source="api", lag_seconds=lag),
                     )
                 except Exception as error:  # advice, not a promise: log and go on
-                    log.warning("lag report to %s not sent: %s", automation_id, error)
+                    log.warning(
+                        "lag report to %s not sent: %s",
+                        automation_id,
+                        error,
+                        extra={"automation_id": str(automation_id)},
+                    )
 
         await asyncio.gather(*(signal(automation_id) for automation_id in targets))
 

@@ -35,6 +35,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from temporal_automations import logs
 from temporal_automations.api.routing import CatalogNotReady
 from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import utcnow
@@ -354,7 +355,12 @@ class AutomationStore:
                 try:
                     return (await self._status(id_)).automation
                 except Exception as error:
-                    log.warning("could not read automation workflow %s: %r", id_, error)
+                    log.warning(
+                        "could not read automation workflow %s: %r",
+                        id_,
+                        error,
+                        extra={"automation_id": logs.automation_of_workflow(id_)},
+                    )
                     return None
 
         found = await asyncio.gather(*(read(id_) for id_ in ids))

@@ -17,7 +17,9 @@ import aiohttp
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from temporal_automations import logs
 from temporal_automations.activities.actions import ActionActivities
+from temporal_automations.activities.log_context import ActionLogContext
 from temporal_automations.activities.prefect import PrefectActivities, PrefectClient
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.temporal_actions import TemporalActivities
@@ -69,6 +71,7 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=[AutomationWorkflow, OverflowWorkflow],
         activities=activities,
+        interceptors=[ActionLogContext()],  # automation and firing ids on activities' records
         max_concurrent_activities=200,
         # The workflow cache is what the worker's memory grows with (measured by
         # bench/scale.py, ~300 KB per cached automation); an automation out of it replays its
@@ -99,7 +102,9 @@ async def run_worker(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """`python worker.py`: logging from LOG_LEVEL and LOG_JSON, like `automations worker`."""
+    json_lines = os.environ.get("LOG_JSON", "").lower() in ("1", "true", "yes")
+    logs.configure(os.environ.get("LOG_LEVEL", "INFO"), json_lines)
     asyncio.run(run_worker(get_settings()))
 
 
