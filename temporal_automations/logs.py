@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TextIO
 
-from temporalio import activity, workflow
-
 # What a record says about the automation, in this order, when it says it.
 CONTEXT_FIELDS = ("automation_id", "firing_id", "action_index", "action_type", "error_type")
 # temporal.workflow_id: automation-<uuid>, and its overflow children's automation-<uuid>-overflow-…
@@ -134,7 +132,10 @@ def configure(
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
     # The SDK appends its workflow/activity details to each message as a dict; they are in
-    # the record's fields already (`temporal_workflow`, `temporal_activity`).
+    # the record's fields already (`temporal_workflow`, `temporal_activity`). Imported here:
+    # the CLI imports this module, and most of its commands never load the SDK.
+    from temporalio import activity, workflow
+
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
     return handler
