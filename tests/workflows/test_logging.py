@@ -107,3 +107,41 @@ async def test_a_retried_attempt_is_logged_by_the_activity_with_the_same_ids(
     assert line["automation_id"] == str(automation.id)
     assert line["firing_id"]  # the firing's id, bound for the activity's task
     assert line["action_type"] == "call-webhook" and line["error_type"] == "RuntimeError"
+
+
+@pytest.mark.parametrize(
+    ("action", "fail_with", "error_type"),
+    [
+        ({"type": "call-webhook", "url": "{receiver}/gone"}, 404, "TargetNotFound"),
+        ({"type": "call-webhook", "url": "{receiver}/t", "payload": "{{{{ 1 / 0 }}}}"}, None,
+         "TemplateError"),
+        ({"type": "cancel-flow-run"}, None, "NoTarget"),
+    ],
+)  # fmt: skip
+async def test_the_workflow_sees_each_permanent_failure_by_its_type(
+    time_skipping_env: WorkflowEnvironment,
+    receiver: Receiver,
+    json_log: io.StringIO,
+    action: dict[str, Any],
+    fail_with: int | None,
+    error_type: str,
+) -> None:
+    # Each is permanent: one attempt, no retry (the failure arrives at once), typed.
+    client = time_skipping_env.client
+    if fail_with is not None:
+        receiver.fail_next(fail_with, times=1, path="/gone")
+    action = {k: v.format(receiver=receiver.url) if isinstance(v, str) else v
+              for k, v in action.items()}  # fmt: skip
+    automation = make_automation(REACTIVE_X, [action])
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        # The event's resource is no flow run: nothing for cancel-flow-run to infer.
+        await deliver(handle, make_event("x", "some.thing.else"))
+        line = await line_where(
+            json_log,
+            lambda line: line["logger"] == "temporalio.workflow" and "failed" in line["message"],
+        )
+    assert line["error_type"] == error_type, line
+    assert line["automation_id"] == str(automation.id)
