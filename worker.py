@@ -1,6 +1,8 @@
-"""`python worker.py`: the Temporal worker (the same as `automations worker`)."""
+"""`python worker.py [--log-level L] [--log-json]`: the Temporal worker (`automations worker`)."""
 
-from temporal_automations.cli import worker
+import sys
+
+from temporal_automations.cli import app
 
 if __name__ == "__main__":
-    worker()
+    app(["worker", *sys.argv[1:]])

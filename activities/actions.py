@@ -3,11 +3,15 @@ reads in `prefect.automation.action.failed`; transient ones raise plain errors a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import aiohttp
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from temporal_automations.activities import outbound
+from temporal_automations.activities.errors import ActionErrorType
 from temporal_automations.activities.http import RefusedAnswer, fail, send
 from temporal_automations.activities.outbound import OutboundPolicy
 from temporal_automations.activities.prefect import PrefectClient
@@ -51,7 +55,7 @@ class ActionActivities:
         try:
             return open_secret(value, self.secrets)
         except SecretUnavailable as error:
-            raise fail(str(error)) from error
+            raise fail(str(error), ActionErrorType.SECRET_UNAVAILABLE) from error
 
     async def _render(self, request: ActionRequest, *templates: str) -> list[str]:
         """Render an action's templates off the event loop, bounded in time and memory (a
@@ -61,7 +65,7 @@ class ActionActivities:
             context |= await self.prefect.template_objects(request, list(templates))
             return await self.renderer.render(list(templates), context)
         except TemplateRenderError as error:
-            raise fail(str(error)) from error
+            raise fail(str(error), ActionErrorType.TEMPLATE_ERROR) from error
 
     # ------------------------------------------------------------------ webhooks
 
@@ -126,14 +130,16 @@ class ActionActivities:
         try:
             target = target_id(action, request.firing)
         except NoTarget as error:
-            raise fail(str(error)) from error
+            raise fail(str(error), ActionErrorType.NO_TARGET) from error
         enabled = isinstance(action, ResumeAutomation)
         url = f"{self.settings.api_url}/automations/{target}"
         try:
             await send(self.http, "PATCH", url, json={"enabled": enabled}, headers=self._api_auth())
         except RefusedAnswer as error:
             if error.status == 404:
-                raise fail(f"automation {target} does not exist") from error
+                raise fail(
+                    f"automation {target} does not exist", ActionErrorType.TARGET_NOT_FOUND
+                ) from error
             raise
         return f"automation {target} {'resumed' if enabled else 'paused'}"
 
@@ -166,7 +172,7 @@ class ActionActivities:
         key = self.settings.api_key
         return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.call_webhook,
             self.send_notification,

@@ -9,20 +9,19 @@ from typing import Any
 import aiohttp
 from temporalio.exceptions import ApplicationError
 
+from temporal_automations.activities.errors import ActionErrorType
+from temporal_automations.activities.errors import fail as fail
+
 RETRYABLE_STATUS = {408, 425, 429}
 
 
-def fail(reason: str) -> ApplicationError:
-    """A permanent failure: no retry, and `reason` goes into `...action.failed`."""
-    return ApplicationError(reason, type="ActionFailed", non_retryable=True)
-
-
 class RefusedAnswer(ApplicationError):
-    """A 4xx answer (but 408/425/429): permanent, like `fail`; `status` says which, so a
-    caller can tell "not found" from the rest without reading the message."""
+    """A 4xx answer (but 408/425/429): permanent, like `fail`, of type RefusedAnswer (or
+    TargetNotFound for a 404); `status` says which answer it was."""
 
     def __init__(self, reason: str, status: int) -> None:
-        super().__init__(reason, type="ActionFailed", non_retryable=True)
+        kind = ActionErrorType.TARGET_NOT_FOUND if status == 404 else ActionErrorType.REFUSED_ANSWER
+        super().__init__(reason, type=kind.value, non_retryable=True)
         self.status = status
 
 

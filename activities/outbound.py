@@ -31,7 +31,8 @@ import requests.sessions
 import urllib3.util.connection
 from yarl import URL
 
-from temporal_automations.activities.http import RETRYABLE_STATUS, fail
+from temporal_automations.activities.errors import ActionErrorType
+from temporal_automations.activities.http import RETRYABLE_STATUS, RefusedAnswer, fail
 
 EXCERPT_CHARS = 120
 _READ_BYTES = 4096  # of an answer's body, for the excerpt; the rest is never read
@@ -148,9 +149,10 @@ async def request(
         else:
             addresses = await asyncio.to_thread(policy.addresses, host, port)
     except OutboundRefused as error:
-        raise fail(f"{method} {where(url)} refused: {error}") from None
+        refused = f"{method} {where(url)} refused: {error}"
+        raise fail(refused, ActionErrorType.OUTBOUND_REFUSED) from None
     headers = {**headers, "Host": target.host_port_subcomponent or host}
-    tls = {"server_hostname": host} if target.scheme == "https" else {}
+    tls: dict[str, Any] = {"server_hostname": host} if target.scheme == "https" else {}
     status, body = await _first_answer(
         http, method, url, [target.with_host(ip) for ip in addresses], headers, data, json, tls
     )
@@ -158,11 +160,11 @@ async def request(
         return status
     reason = f"{method} {where(url)} answered {status}"
     if 300 <= status < 400:
-        raise fail(f"{reason}; redirects are not followed")
+        raise fail(f"{reason}; redirects are not followed", ActionErrorType.OUTBOUND_REFUSED)
     if body:
         reason += f": {excerpt(body)}"
     if status < 500 and status not in RETRYABLE_STATUS:
-        raise fail(reason)
+        raise RefusedAnswer(reason, status)
     raise RuntimeError(reason)  # retried
 
 
@@ -174,7 +176,7 @@ async def _first_answer(
     headers: dict[str, str],
     data: str | None,
     json: Any,
-    tls: dict[str, str],
+    tls: dict[str, Any],
 ) -> tuple[int, bytes]:
     """The answer from the first checked address that takes the connection (a dual-stack
     name's IPv6 address may be unreachable from here); nothing is sent twice, as a connection
@@ -277,8 +279,9 @@ def _install() -> None:
             return None
 
         urllib3.util.connection.create_connection = guarded_urllib3
-        socket.create_connection = guarded_socket
-        requests.sessions.Session.get_redirect_target = no_redirects  # type: ignore[method-assign]
+        # Patched process-wide: each guard wraps the call it replaces, with a looser signature.
+        socket.create_connection = guarded_socket  # type: ignore[assignment]
+        requests.sessions.Session.get_redirect_target = no_redirects  # type: ignore[method-assign,assignment]
         _installed = True
 
 
@@ -316,7 +319,8 @@ async def notify(policy: OutboundPolicy, urls: list[str], title: str, body: str)
     )
     for call, (url, _), sent in zip(calls, plugins, results, strict=True):
         if call.refusals:
-            raise fail(f"{scheme(url)}:// notification refused: {call.refusals[0][:300]}")
+            refused = f"{scheme(url)}:// notification refused: {call.refusals[0][:300]}"
+            raise fail(refused, ActionErrorType.OUTBOUND_REFUSED)
         if not sent:
             raise RuntimeError(f"the {scheme(url)}:// service did not accept the message")
 

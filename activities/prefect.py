@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -11,6 +11,7 @@ from uuid import UUID
 import aiohttp
 from temporalio import activity
 
+from temporal_automations.activities.errors import ActionErrorType
 from temporal_automations.activities.http import RefusedAnswer, fail, send
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.requests import ActionRequest
@@ -62,7 +63,10 @@ class PrefectClient:
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
         if not self.configured:
-            raise fail("no Prefect server is configured: set PREFECT_API_URL")
+            raise fail(
+                "no Prefect server is configured: set PREFECT_API_URL",
+                ActionErrorType.NOT_CONFIGURED,
+            )
         url = f"{str(self.settings.prefect_api_url).rstrip('/')}{path}"
         _, answer = await send(self.http, method, url, json=body, headers=self._headers())
         return answer
@@ -72,7 +76,8 @@ class PrefectClient:
             return await self.call("GET", path)
         except RefusedAnswer as error:
             if error.status == 404:
-                raise fail(f"{what} not found in Prefect ({path})") from error
+                not_found = ActionErrorType.TARGET_NOT_FOUND
+                raise fail(f"{what} not found in Prefect ({path})", not_found) from error
             raise
 
     async def block_data(self, block_document_id: UUID) -> dict[str, Any]:
@@ -159,7 +164,7 @@ def _target(action: TargetedAction | FlowRunAction, request: ActionRequest) -> U
     try:
         return target_id(action, request.firing)
     except NoTarget as error:
-        raise fail(str(error)) from error
+        raise fail(str(error), ActionErrorType.NO_TARGET) from error
 
 
 class PrefectActivities:
@@ -177,7 +182,7 @@ class PrefectActivities:
             context |= await self.prefect.template_objects(request, _strings(action.parameters))
             parameters = await render_all(action.parameters or {}, context, self.renderer)
         except TemplateRenderError as error:
-            raise fail(str(error)) from error
+            raise fail(str(error), ActionErrorType.TEMPLATE_ERROR) from error
         scheduled = datetime.now(UTC) + timedelta(seconds=action.schedule_after)
         body = {
             "parameters": parameters,
@@ -222,7 +227,9 @@ class PrefectActivities:
         paused = isinstance(action, PauseWorkPool)
         pool = await self.prefect.work_pool_by_id(pool_id)
         if pool is None:
-            raise fail(f"work pool {pool_id} not found in Prefect")
+            raise fail(
+                f"work pool {pool_id} not found in Prefect", ActionErrorType.TARGET_NOT_FOUND
+            )
         name = pool["name"]
         await self.prefect.call("PATCH", f"/work_pools/{name}", {"is_paused": paused})
         return f"work pool {name} {'paused' if paused else 'resumed'}"
@@ -233,6 +240,7 @@ class PrefectActivities:
         assert isinstance(action, FlowRunAction)
         run = _target(action, request)
         message = f"by automation {request.automation.name!r}"
+        state: dict[str, Any]
         if isinstance(action, CancelFlowRun):
             state, force = {"type": "CANCELLING", "name": "Cancelling", "message": message}, True
         elif isinstance(action, SuspendFlowRun):
@@ -258,7 +266,8 @@ class PrefectActivities:
         )
         if answer and answer.get("status") == "REJECT":
             reason = (answer.get("details") or {}).get("reason", "rejected")
-            raise fail(f"Prefect refused the state change of flow run {run}: {reason}")
+            refused = f"Prefect refused the state change of flow run {run}: {reason}"
+            raise fail(refused, ActionErrorType.REFUSED_ANSWER)
         return f"flow run {run} -> {state['type']} ({answer.get('status') if answer else '?'})"
 
     @activity.defn(name="resume_flow_run")
@@ -267,10 +276,10 @@ class PrefectActivities:
         await self.prefect.get("flow run", f"/flow_runs/{run}")
         answer = await self.prefect.call("POST", f"/flow_runs/{run}/resume", {})
         if answer and answer.get("status") == "REJECT":
-            raise fail(f"Prefect refused to resume flow run {run}")
+            raise fail(f"Prefect refused to resume flow run {run}", ActionErrorType.REFUSED_ANSWER)
         return f"flow run {run} resumed"
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.run_deployment,
             self.set_deployment_paused,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -36,7 +37,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from temporal_automations.activities.http import fail
+from temporal_automations.activities.errors import ActionErrorType, fail
 from temporal_automations.activities.prefect import render_all
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.requests import ActionRequest
@@ -107,7 +108,7 @@ def resolve_target(
     try:
         target_id, labels = infer_resource(action.target_prefix, request.firing)
     except NoTarget as error:
-        raise fail(str(error)) from error
+        raise fail(str(error), ActionErrorType.NO_TARGET) from error
     if len(target_id) > MAX_TEMPORAL_ID:
         raise fail(f"the inferred id is over {MAX_TEMPORAL_ID} characters")
     event = request.firing.event
@@ -139,7 +140,8 @@ class TemporalClients:
                 try:
                     self._base = await connect_to(self.connection)
                 except TemporalConnectionError as error:
-                    raise fail(f"the Temporal connection settings are wrong: {error}") from error
+                    wrong = f"the Temporal connection settings are wrong: {error}"
+                    raise fail(wrong, ActionErrorType.NOT_CONFIGURED) from error
                 except RuntimeError as error:  # unreachable: retried
                     raise RuntimeError(
                         f"cannot reach Temporal at {self.connection.address}: {error}"
@@ -157,8 +159,10 @@ class TemporalClients:
 
 def _rpc_failure(error: RPCError, what: str) -> Exception:
     """A permanent answer fails the action with Temporal's reason; anything else is retried."""
+    if error.status == RPCStatusCode.NOT_FOUND:
+        return fail(f"{what}: {error.message}", ActionErrorType.TARGET_NOT_FOUND)
     if error.status in PERMANENT:
-        return fail(f"{what}: {error.message}")
+        return fail(f"{what}: {error.message}", ActionErrorType.REFUSED_ANSWER)
     return RuntimeError(f"{what}: {error.status.name if error.status else '?'} {error.message}")
 
 
@@ -173,7 +177,7 @@ class TemporalActivities:
         try:
             return await render_all(value, context, self.renderer)
         except TemplateRenderError as error:
-            raise fail(str(error)) from error
+            raise fail(str(error), ActionErrorType.TEMPLATE_ERROR) from error
 
     def _identity(self, request: ActionRequest) -> str:
         return f"temporal-automations automation {request.automation.id}"
@@ -413,7 +417,7 @@ class TemporalActivities:
             raise _rpc_failure(error, f"cannot change {what}") from error
         return f"{what} {done}"
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.cancel_workflow,
             self.terminate_workflow,

@@ -8,17 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request, status
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException
-from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
-from starlette.routing import Match
-from temporalio.service import RPCError, RPCStatusCode
+from fastapi import Depends, FastAPI
 
-from temporal_automations.api import openapi
-from temporal_automations.api.deps import require_api_key
+from temporal_automations.api import errors, openapi
+from temporal_automations.api.deps import automation_log_context, require_api_key
 from temporal_automations.api.edge import TooLargeAsJson
 from temporal_automations.api.events_store import EventsStore
 from temporal_automations.api.lag import LagForwarder
@@ -31,14 +24,12 @@ from temporal_automations.api.routers import (
     temporal,
     testfire,
 )
-from temporal_automations.api.routing import CatalogNotReady, EventRouter
-from temporal_automations.api.store import AutomationNotFound, AutomationStore
+from temporal_automations.api.routing import EventRouter
+from temporal_automations.api.store import AutomationStore
 from temporal_automations.settings import Settings, events_store_url, get_settings
 from temporal_automations.temporal import connect, ensure_search_attributes
 
 log = logging.getLogger("automations.api")
-
-CATALOG_RETRY_AFTER = 1  # seconds: 10,000 automations load in about that
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -90,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(
         automations.router,
         prefix="/api",
-        dependencies=protected,
+        dependencies=[*protected, Depends(automation_log_context)],
         max_body_size=settings.max_definition_bytes,
     )
     app.include_router(
@@ -114,45 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(page.router)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> Response:
-        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
-        if error.status_code == 413 and error.detail == "Content Too Large" and limit:
-            detail = f"the request body is over the {limit} bytes this route takes"
-            error = HTTPException(413, detail)
-        if error.status_code == 405:
-            # Starlette names the methods of the first route on this path only; FastAPI has
-            # one route per method, so name them all.
-            allowed = sorted(
-                method
-                for route in app.routes
-                if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
-                for method in route.methods
-            )
-            error = HTTPException(405, "method not allowed", {"Allow": ", ".join(allowed)})
-        return await http_exception_handler(request, error)
-
-    @app.exception_handler(AutomationNotFound)
-    async def not_found(request: Request, error: AutomationNotFound) -> JSONResponse:
-        return JSONResponse({"detail": f"automation {error.args[0]} not found"}, status_code=404)
-
-    @app.exception_handler(CatalogNotReady)
-    async def catalog_loading(request: Request, error: CatalogNotReady) -> JSONResponse:
-        return JSONResponse(
-            {"detail": f"{error}: try again shortly (see /api/health)"},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": str(CATALOG_RETRY_AFTER)},
-        )
-
-    @app.exception_handler(RPCError)
-    async def temporal_refused(request: Request, error: RPCError) -> JSONResponse:
-        log.warning("Temporal call failed: %s %s", error.status.name, error.message)
-        code = _STATUS_OF_RPC.get(error.status, status.HTTP_503_SERVICE_UNAVAILABLE)
-        return JSONResponse(
-            {"detail": f"Temporal did not accept the request: {error.message}"},
-            status_code=code,
-        )
-
+    errors.install(app)
     return app
 
 
@@ -163,12 +116,3 @@ async def _start_events_store(settings: Settings) -> EventsStore | None:
     store = EventsStore(url, settings.events_retention)
     await store.start()
     return store
-
-
-# What Temporal refuses because of the request itself is the client's error (4xx); the rest
-# (unavailable, deadline exceeded, internal) is ours for now (503).
-_STATUS_OF_RPC = {
-    RPCStatusCode.INVALID_ARGUMENT: status.HTTP_422_UNPROCESSABLE_CONTENT,
-    RPCStatusCode.OUT_OF_RANGE: status.HTTP_422_UNPROCESSABLE_CONTENT,
-    RPCStatusCode.RESOURCE_EXHAUSTED: status.HTTP_429_TOO_MANY_REQUESTS,
-}

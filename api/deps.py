@@ -7,11 +7,18 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from temporal_automations import logs
 from temporal_automations.api.events_store import EventsStore
 from temporal_automations.api.lag import LagForwarder
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.api.store import AutomationStore
 from temporal_automations.settings import Settings
+
+
+async def automation_log_context(request: Request) -> None:
+    """Records logged while a request about one automation is handled carry its id. Async,
+    so that it runs in the request's own task (a sync dependency runs in a thread)."""
+    logs.bind_task(automation_id=request.path_params.get("automation_id"))
 
 
 def get_settings(request: Request) -> Settings:

@@ -26,7 +26,8 @@ from temporalio.client import Client
 
 from temporal_automations.domain.automations import Automation, Posture
 from temporal_automations.temporal import workflow_id
-from temporal_automations.workflows.automation import AutomationWorkflow, LagReport
+from temporal_automations.workflows.automation import AutomationWorkflow
+from temporal_automations.workflows.carried import LagReport
 
 log = logging.getLogger("automations.api.lag")
 
@@ -114,11 +115,18 @@ class LagForwarder:
             async with limit:
                 handle = self.client.get_workflow_handle(workflow_id(automation_id))  # type: ignore[arg-type]
                 try:
+                    # `report_lag` takes its argument raw (RawValue), to skip one that fails.
                     await handle.signal(
-                        AutomationWorkflow.report_lag, LagReport(source="api", lag_seconds=lag)
+                        AutomationWorkflow.report_lag,  # type: ignore[call-overload]
+                        LagReport(source="api", lag_seconds=lag),
                     )
                 except Exception as error:  # advice, not a promise: log and go on
-                    log.warning("lag report to %s not sent: %s", automation_id, error)
+                    log.warning(
+                        "lag report to %s not sent: %s",
+                        automation_id,
+                        error,
+                        extra={"automation_id": str(automation_id)},
+                    )
 
         await asyncio.gather(*(signal(automation_id) for automation_id in targets))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -147,7 +147,8 @@ class SignalBatcher:
             while queue:
                 batch = queue.pop(0)
                 try:
-                    await handle.signal(AutomationWorkflow.deliver, batch.events)
+                    # `deliver` takes the batch raw (RawValue) to decode it event by event.
+                    await handle.signal(AutomationWorkflow.deliver, batch.events)  # type: ignore[call-overload]
                 except RPCError as error:
                     if error.status == RPCStatusCode.NOT_FOUND:
                         _settle(batch.waiters)  # deleted meanwhile: nobody left to tell
@@ -195,7 +196,7 @@ class EventRouter:
         else:
             self.index.put(automation)
 
-    async def route(self, events: list[Event], size: int) -> int:
+    async def route(self, events: Sequence[Event], size: int) -> int:
         """Deliver to every interested automation; returns how many deliveries were made."""
         if not self.ready():
             raise CatalogNotReady("the automations catalog is still loading")

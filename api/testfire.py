@@ -15,7 +15,7 @@ from typing import Any
 
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.requests import AutomationSummary
-from temporal_automations.domain.automations import Automation, EventTrigger
+from temporal_automations.domain.automations import Automation, CompositeTrigger, EventTrigger
 from temporal_automations.domain.events import Event
 from temporal_automations.domain.simulation import SimulatedFiring, Simulation, simulate
 from temporal_automations.domain.templates import TemplateRenderError, action_context
@@ -51,7 +51,7 @@ async def test_fire(
 
 async def _render(automation: Automation, simulated: SimulatedFiring, renderer: Any) -> None:
     context = action_context(
-        AutomationSummary.of(automation),  # type: ignore[arg-type]  # as the worker passes it
+        AutomationSummary.of(automation),  # as the worker passes it
         simulated.firing,
         simulated.id,
     )
@@ -113,10 +113,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def event_name_prefixes(trigger: EventTrigger) -> list[str] | None:
+def event_name_prefixes(trigger: EventTrigger | CompositeTrigger) -> list[str] | None:
     """Name prefixes that cover every event the trigger can care about, for reading only
-    those from the store; None when it may care about any name (`expect` empty, a negation)."""
-    names = [*trigger.after, *trigger.expect]
-    if not trigger.expect or any(name.startswith("!") for name in names):
-        return None
-    return sorted({name[:-1] if name.endswith("*") else name for name in names})
+    those from the store; None when it may care about any name (`expect` empty, a negation).
+    A composite cares about what any of its event triggers does."""
+    prefixes: set[str] = set()
+    for leaf in trigger.leaves():
+        names = [*leaf.after, *leaf.expect]
+        if not leaf.expect or any(name.startswith("!") for name in names):
+            return None
+        prefixes.update(name[:-1] if name.endswith("*") else name for name in names)
+    return sorted(prefixes)

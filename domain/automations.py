@@ -294,7 +294,8 @@ class TargetedAction(Stored):
 
     @property
     def selected_id(self) -> UUID | None:
-        return getattr(self, self.selected_field)
+        selected: UUID | None = getattr(self, self.selected_field)
+        return selected
 
 
 class AutomationAction(TargetedAction):
@@ -426,7 +427,8 @@ class TemporalAction(Stored):
 
     @property
     def selected_id(self) -> str | None:
-        return getattr(self, self.selected_field)
+        selected: str | None = getattr(self, self.selected_field)
+        return selected
 
 
 class TemporalWorkflowAction(TemporalAction):

@@ -203,7 +203,7 @@ class TriggerEvaluator:
 
         bucket = self.state.buckets.get(key)
         past_end = bucket is not None and not self._instant and occurred >= bucket.end
-        if past_end:
+        if past_end and bucket is not None:  # (past_end implies a bucket; said for mypy)
             firings += self._settle(key, bucket, now, keep_going=False)
             bucket = None
 

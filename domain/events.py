@@ -9,6 +9,7 @@ arithmetic on them overflows inside the workflow), payloads nested deeper than
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -74,7 +75,8 @@ def _deeper_than(node: dict[str, Any] | list[Any] | tuple[Any, ...], budget: int
     Recursion is bounded by `budget`, and the walk only descends into containers, so a typical
     flat or two-level payload costs a few hundred nanoseconds.
     """
-    for value in node.values() if type(node) is dict else node:
+    values: Iterable[Any] = node.values() if type(node) is dict else node
+    for value in values:
         if type(value) in _CONTAINERS and (budget == 0 or _deeper_than(value, budget - 1)):
             return True
     return False

@@ -447,7 +447,7 @@ class AutomationCore(AutomationFields):
     model_config = FORBID
 
     name: str = Field(min_length=1, max_length=200)
-    trigger: TriggerInput  # type: ignore[assignment]
+    trigger: TriggerInput
 
     @model_validator(mode="wrap")
     @classmethod

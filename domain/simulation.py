@@ -16,8 +16,8 @@ worker renders them). Pure: no Temporal, no network, no clock of its own.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, Field
@@ -28,6 +28,8 @@ from temporal_automations.domain.automations import (
     Automation,
     CallWebhook,
     ChangeFlowRunState,
+    CompositeTrigger,
+    EventTrigger,
     FlowRunAction,
     RunDeployment,
     SendNotification,
@@ -44,7 +46,7 @@ DEFAULT_MAX_EVENTS = 100_000
 # A proactive trigger of 10 s over a week is ~60,000 deadlines; past this many between two
 # events the rest are settled at once (at the later moment).
 MAX_DEADLINES_BETWEEN_EVENTS = 200_000
-NOT_SENT = "not sent"
+NOT_SENT: Final = "not sent"
 
 
 class PlannedAction(BaseModel):
@@ -82,6 +84,15 @@ class Simulation(BaseModel):
     problems: list[str] = Field(default_factory=list)
 
 
+def _quiet_span(trigger: EventTrigger | CompositeTrigger) -> timedelta:
+    """How long after the last event "and then nothing more happened" takes to settle: an
+    event trigger's window; a composite's longest child window plus its `within`."""
+    if isinstance(trigger, EventTrigger):
+        return trigger.window
+    windows = [leaf.window for leaf in trigger.leaves()]
+    return max(windows, default=timedelta(0)) + timedelta(seconds=trigger.within or 0)
+
+
 def simulate(
     automation: Automation,
     events: Iterable[Event],
@@ -105,7 +116,7 @@ def simulate(
         return result
     if until is None:
         last = ordered[-1].occurred if ordered else since
-        until = last + automation.trigger.window
+        until = last + _quiet_span(automation.trigger)
     result.evaluated_from, result.evaluated_until = since, until
 
     evaluator = TriggerEvaluator(automation.trigger)

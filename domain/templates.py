@@ -10,10 +10,10 @@ limit (activities/rendering.py); this module stays pure.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 from jinja2 import ChainableUndefined, Template, TemplateError, meta, pass_eval_context
@@ -22,7 +22,6 @@ from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
-from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.evaluation import Firing
 from temporal_automations.domain.events import RESOURCE_ID, RESOURCE_ROLE, Event
 
@@ -266,7 +265,9 @@ def render(template: str, context: Mapping[str, Any]) -> str:
     if not has_template_syntax(template):
         return template
     try:
-        stream = _compiled(template).generate(context)
+        # jinja2 annotates generate() as an Iterator; it is a generator, and close() is what
+        # stops the template's own code when the output is abandoned.
+        stream = cast(Generator[str, None, None], _compiled(template).generate(context))
         try:
             parts: list[str] = []
             size = 0
@@ -284,7 +285,16 @@ def render(template: str, context: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def action_context(automation: Automation, firing: Firing, firing_id: UUID) -> dict[str, Any]:
+class TemplateAutomation(Protocol):
+    """What templates see of an automation: the whole Automation (simulation) or the summary
+    an action's request carries (activities/requests.py), both without their secrets."""
+
+    def without_secrets(self) -> dict[str, Any]: ...
+
+
+def action_context(
+    automation: TemplateAutomation, firing: Firing, firing_id: UUID
+) -> dict[str, Any]:
     """What an action's templates see: `automation`, `event`, `labels`, `firing`, `firings`
     (a composite's children's firings; the firing itself otherwise), `events` (their
     triggering events) and `resource_in_role`. `labels` are the triggering resource's labels

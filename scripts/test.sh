@@ -28,5 +28,6 @@ PYTHON=${PYTHON:-python3.11}
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/python scripts/typecheck.py  # mypy: strict on domain/ and workflows/ (pyproject [tool.mypy])
 # pytest exits 5 when it collected no test: that is a failure here too.
 exec .venv/bin/python -m pytest "$@"

@@ -14,11 +14,12 @@ import tempfile
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 
+from temporal_automations import logs
 from temporal_automations.devserver import (
     DEFAULT_SQLITE_SYNC,
     DevServer,
@@ -51,11 +52,35 @@ def default_data_dir() -> Path:
     return Path(base) / "temporal-automations"
 
 
-def _logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+class LogLevel(enum.StrEnum):
+    """`--log-level` (typer offers an Enum's values as choices)."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+# The logging options of every command that starts a process (one setup: logs.configure).
+LogLevelOption = Annotated[
+    LogLevel,
+    typer.Option(
+        "--log-level", envvar="LOG_LEVEL", case_sensitive=False, help="the least level logged"
+    ),
+]
+LogJsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--log-json",
+        envvar="LOG_JSON",
+        help="one JSON object per line (time, level, logger, message, automation_id, "
+        "firing_id, …) instead of text",
+    ),
+]
+
+
+def _logging(level: LogLevel = LogLevel.INFO, json_lines: bool = False) -> None:
+    logs.configure(level.value, json_lines)
 
 
 def _exit_cleanly() -> None:
@@ -103,7 +128,10 @@ async def _serve_api(api_server: uvicorn.Server) -> None:
 def _api_server(settings: Settings, host: str, port: int) -> _QuietServer:
     from temporal_automations.api.app import create_app
 
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning")
+    # log_config=None: uvicorn's records go through the process's one setup (logs.configure).
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_level="warning", log_config=None
+    )
     return _QuietServer(config)
 
 
@@ -133,7 +161,7 @@ async def _serve_until_stopped(
     api_server = _api_server(settings, LOOPBACK, port)
     worker = asyncio.create_task(run_worker(settings), name="worker")
     api = asyncio.create_task(_serve_api(api_server), name="api")
-    watchers = {asyncio.create_task(stop.wait(), name="signal")}
+    watchers: set[asyncio.Task[Any]] = {asyncio.create_task(stop.wait(), name="signal")}
     # Optional: a bridge that cannot reach its cluster logs why and retries; it never stops dev.
     bridge = (
         asyncio.create_task(
@@ -308,9 +336,11 @@ def dev(
             "secrets.key in the data folder, made on first use; with --ephemeral, a new one)",
         ),
     ] = None,
+    log_level: LogLevelOption = LogLevel.INFO,
+    log_json: LogJsonOption = False,
 ) -> None:
     """Run the Temporal dev server, the worker and the API together, until Ctrl-C."""
-    _logging()
+    _logging(log_level, log_json)
     _check_free(port, "API", "--port")
     server: DevServer | None = None
     if sqlite_sync is not None and (ephemeral or temporal_address is not None):
@@ -325,7 +355,7 @@ def dev(
         if not no_ui:
             _check_free(ui_port, "Temporal Web UI", "--ui-port or --no-ui")
         db_file = None if ephemeral else (data_dir or default_data_dir()) / "temporal.db"
-        sync = cast(SqliteSync, sqlite_sync.value) if sqlite_sync else DEFAULT_SQLITE_SYNC
+        sync: SqliteSync = sqlite_sync.value if sqlite_sync else DEFAULT_SQLITE_SYNC
         server = DevServer(
             port=temporal_port, ui=not no_ui, ui_port=ui_port, db_file=db_file, sqlite_sync=sync
         )
@@ -429,11 +459,11 @@ def secrets_key() -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(log_level: LogLevelOption = LogLevel.INFO, log_json: LogJsonOption = False) -> None:
     """Run the worker alone (configured by environment: TEMPORAL_ADDRESS, TASK_QUEUE, …)."""
     from temporal_automations.worker import run_worker
 
-    _logging()
+    _logging(log_level, log_json)
     _run_until_signal(run_worker(get_settings()))
     _exit_cleanly()
 
@@ -442,9 +472,11 @@ def worker() -> None:
 def api(
     host: Annotated[str | None, typer.Option(help="default: API_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default: API_PORT")] = None,
+    log_level: LogLevelOption = LogLevel.INFO,
+    log_json: LogJsonOption = False,
 ) -> None:
     """Run the HTTP API alone (configured by environment)."""
-    _logging()
+    _logging(log_level, log_json)
     settings = get_settings()
     server = _api_server(settings, host or settings.api_host, port or settings.api_port)
     asyncio.run(_serve_until_signal(server))
@@ -506,11 +538,13 @@ def bridge_prefect(
     prefix: Annotated[
         list[str] | None, typer.Option(help="event name prefixes to forward (default: prefect.)")
     ] = None,
+    log_level: LogLevelOption = LogLevel.INFO,
+    log_json: LogJsonOption = False,
 ) -> None:
     """Subscribe to a Prefect server's event stream and forward it to this API (API_URL)."""
     from temporal_automations.bridge import PrefectBridge
 
-    _logging()
+    _logging(log_level, log_json)
     settings = get_settings()
     token = settings.prefect_api_key or settings.prefect_api_auth_string
     bridge = PrefectBridge(
@@ -578,6 +612,8 @@ def bridge_temporal(
             "last this many seconds",
         ),
     ] = 0.0,
+    log_level: LogLevelOption = LogLevel.INFO,
+    log_json: LogJsonOption = False,
 ) -> None:
     """Watch workflows of a Temporal cluster and send temporal.workflow.* events to this API."""
     from temporal_automations.temporal import TemporalConnectionError, tls_config
@@ -588,7 +624,7 @@ def bridge_temporal(
         run_bridge,
     )
 
-    _logging()
+    _logging(log_level, log_json)
     settings = get_settings()
     connection = settings.target_connection()
     changes: dict[str, Any] = {

@@ -263,7 +263,7 @@ class _Activities(ActivityInboundInterceptor):
         try:
             return await super().execute_activity(input)
         except BaseException as error:
-            if not isinstance(error, CancelledError | activity._CompleteAsyncError):  # type: ignore[attr-defined]
+            if not isinstance(error, CancelledError | activity._CompleteAsyncError):
                 with contextlib.suppress(Exception):
                     self.buffer.offer(activity_failed_event(activity.info(), error))
             raise

@@ -228,8 +228,8 @@ def close_details(close: HistoryEvent | None) -> dict[str, Any]:
         attributes = close.workflow_execution_terminated_event_attributes
         return {"reason": bounded(attributes.reason, MAX_MESSAGE)}
     if close.HasField("workflow_execution_continued_as_new_event_attributes"):
-        attributes = close.workflow_execution_continued_as_new_event_attributes
-        return {"new_run_id": bounded(attributes.new_execution_run_id, 64)}
+        continued = close.workflow_execution_continued_as_new_event_attributes
+        return {"new_run_id": bounded(continued.new_execution_run_id, 64)}
     return {}
 
 

@@ -11,6 +11,7 @@ import importlib.util
 import logging
 import os
 import py_compile
+import sys
 from datetime import timedelta
 
 import aiohttp
@@ -18,6 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from temporal_automations.activities.actions import ActionActivities
+from temporal_automations.activities.log_context import ActionLogContext
 from temporal_automations.activities.prefect import PrefectActivities, PrefectClient
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.temporal_actions import TemporalActivities
@@ -71,6 +73,7 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=[AutomationWorkflow, OverflowWorkflow],
         activities=activities,
+        interceptors=[ActionLogContext()],  # automation and firing ids on activities' records
         max_concurrent_activities=200,
         # The workflow cache is what the worker's memory grows with (measured by
         # bench/scale.py, ~300 KB per cached automation); an automation out of it replays its
@@ -108,6 +111,7 @@ if __name__ == "__main__":
     # tasks it held waited out their timeout (10 s) before another worker got them; the CLI
     # command stops it gracefully (measured: a SIGTERM restart mid-stream recovered in 2.6 s
     # instead of 11.6 s, with no action re-sent).
-    from temporal_automations.cli import worker
+    # Through the CLI so that LOG_LEVEL/LOG_JSON and its options apply too.
+    from temporal_automations.cli import app
 
-    worker()
+    app(["worker", *sys.argv[1:]])

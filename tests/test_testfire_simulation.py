@@ -79,3 +79,16 @@ def test_secrets_are_masked_and_a_missing_target_is_a_would_fail() -> None:
     assert webhook.request["headers"] == {"T": "********"}
     assert notification.request["to"] == ["slack://********"]
     assert cancel.target is None and "no flow-run could be inferred" in (cancel.would_fail or "")
+
+
+def test_a_composite_without_until_settles_after_its_longest_child_window() -> None:
+    # A composite has no window of its own: the default end is the last event plus its longest
+    # child window and its `within` (it was an AttributeError before, caught by mypy).
+    stuck = dict(STUCK_TRIGGER, type="event")
+    automation = make_automation(
+        {"type": "compound", "require": "any", "within": 60, "triggers": [stuck]}
+    )
+    events = [make_event("prefect.flow-run.Running", run_id(), occurred=T0)]
+    result = simulate(automation, events)
+    assert result.evaluated_until == T0 + timedelta(minutes=30, seconds=60)
+    assert len(result.firings) == 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import zlib
 from datetime import datetime, timedelta
 from typing import Any
@@ -420,7 +421,9 @@ class AutomationWorkflow:
             try:
                 firings = self.evaluator.receive([event], now)
             except Exception as error:  # one poisonous event must not stop the automation
-                self._record_error(f"event {event.id} ({event.event}) skipped: {error!r}")
+                self._record_error(
+                    f"event {event.id} ({event.event}) skipped: {error!r}", event_id=str(event.id)
+                )
                 continue
             self._on_firings(firings)
         try:
@@ -450,7 +453,8 @@ class AutomationWorkflow:
             self.stats.chain_cut += 1
             self._record_error(
                 f"firing not acted on: it would be link {depth} of a chain of "
-                f"automations triggering each other (at most {MAX_CHAIN_DEPTH})"
+                f"automations triggering each other (at most {MAX_CHAIN_DEPTH})",
+                skipped="chain cut",
             )
             return
         chained = depth > 1
@@ -460,7 +464,8 @@ class AutomationWorkflow:
             what = "chained firings (caused by other automations)" if chained else "firings"
             self._record_error(
                 f"rate limit of {budget.per_minute} {what} a minute reached: "
-                f"{self.stats.suppressed_firings} firings suppressed so far"
+                f"{self.stats.suppressed_firings} firings suppressed so far",
+                skipped="rate limited",
             )
             return
         firing_id = workflow.uuid4()
@@ -542,12 +547,33 @@ class AutomationWorkflow:
                     )
                     result.detail = detail[:MAX_ERROR_TEXT]
                     result.status = "executed"
+                    self._log(
+                        logging.DEBUG,
+                        "action %d (%s) executed: %s",
+                        index,
+                        action.type,
+                        result.detail,
+                        firing_id=str(firing_id),
+                        action_index=index,
+                        action_type=action.type,
+                    )
                     self._lifecycle(
                         automation, firing, firing_id, "executed", index, action, follows=started
                     )
                 except FailureError as error:
                     result.status = "failed"
                     result.detail = _reason(error)[:MAX_ERROR_TEXT]
+                    self._log(
+                        logging.WARNING,
+                        "action %d (%s) failed: %s",
+                        index,
+                        action.type,
+                        result.detail,
+                        firing_id=str(firing_id),
+                        action_index=index,
+                        action_type=action.type,
+                        error_type=_error_type(error),
+                    )
                     self._lifecycle(
                         automation,
                         firing,
@@ -560,7 +586,9 @@ class AutomationWorkflow:
                     )
                 self.memo_stale = True
         except Exception as error:  # a bug here must not fail the workflow task
-            self._record_error(f"actions of firing {queued.id} stopped: {error!r}")
+            self._record_error(
+                f"actions of firing {queued.id} stopped: {error!r}", firing_id=str(queued.id)
+            )
         finally:
             self.in_flight -= 1
 
@@ -596,7 +624,8 @@ class AutomationWorkflow:
             return "nothing to do"
         summary = f"{request.action.type} #{request.action_index}"
         try:
-            return await workflow.execute_local_activity(
+            # Named activities return Any to mypy; result_type=str makes it a str.
+            done: str = await workflow.execute_local_activity(
                 activity_name,
                 request,
                 result_type=str,
@@ -604,10 +633,11 @@ class AutomationWorkflow:
                 retry_policy=LOCAL_RETRY,
                 summary=summary,
             )
+            return done
         except FailureError as error:
             if _is_permanent(error):
                 raise
-        return await workflow.execute_activity(
+        retried: str = await workflow.execute_activity(
             activity_name,
             request,
             result_type=str,
@@ -615,6 +645,7 @@ class AutomationWorkflow:
             retry_policy=ACTION_RETRY,
             summary=f"{summary} (retrying)",
         )
+        return retried
 
     def _lifecycle(
         self,
@@ -680,12 +711,19 @@ class AutomationWorkflow:
 
     # ------------------------------------------------------------------ what went wrong
 
-    def _record_error(self, message: str) -> None:
+    def _record_error(self, message: str, **fields: Any) -> None:
         self.stats.errors += 1
         self.stats.last_error = message[:MAX_ERROR_TEXT]
         self.stats.last_error_at = workflow.now()
         self.memo_stale = True
-        workflow.logger.warning("automation %s: %s", self.automation.id, message[:MAX_ERROR_TEXT])
+        self._log(logging.WARNING, message[:MAX_ERROR_TEXT], **fields)
+
+    def _log(self, level: int, message: str, *args: object, **fields: Any) -> None:
+        """A record with the automation's id and `fields` (firing_id, …) as its extra fields.
+        workflow.logger is silent while the workflow replays: no record twice, no command."""
+        if workflow.logger.isEnabledFor(level):
+            extra = {"automation_id": str(self.automation.id), **fields}
+            workflow.logger.log(level, message, *args, extra=extra)
 
     # ------------------------------------------------------------------ memo and search attributes
 
@@ -733,6 +771,14 @@ class AutomationWorkflow:
         except Exception as error:
             self._record_error(f"overflow {returned.overflow_id} unreadable, skipped: {error!r}")
             return
+        self._log(
+            logging.INFO,
+            "overflow %s taken back: %d events, %d firings, %d lifecycle events",
+            returned.overflow_id,
+            len(work.inbox),
+            len(work.queue),
+            len(work.outbox),
+        )
         # What a chunk holds is older than what arrived since: it goes first.
         self.inbox[:0] = work.inbox
         self.queue[:0] = work.queue
@@ -833,6 +879,7 @@ class AutomationWorkflow:
             else:
                 self.overflow.append(overflow_id)
                 spilled_items += items
+                self._log(logging.INFO, "overflow %s started: %d items", overflow_id, items)
         for packed, _ in left:  # no room for them: back into this run (to be shed at worst)
             self._keep(packed)
         return spilled_items
@@ -892,6 +939,12 @@ class AutomationWorkflow:
                 return
             carry = self._shed(_unpacked(carry))
             break
+        self._log(
+            logging.INFO,
+            "continuing as new after %d history events, carrying %d bytes",
+            workflow.info().get_current_history_length(),
+            size,
+        )
         workflow.continue_as_new(
             carry,
             memo=_bounded_memo(memo),
@@ -905,9 +958,9 @@ class AutomationWorkflow:
         server's hard limits), and try again once the history grew a little."""
         self.continuing = False
         self.carry_retry_at = workflow.info().get_current_history_length() + CARRY_RETRY_EVERY
-        workflow.logger.info(
-            "automation %s: %d bytes to carry, over %d; continuing later",
-            self.automation.id,
+        self._log(
+            logging.INFO,
+            "%d bytes to carry, over %d; continuing as new later",
             size,
             self.limits.max_carry_bytes,
         )
@@ -1065,6 +1118,12 @@ def _is_permanent(error: FailureError) -> bool:
 
 def _is_permanent_cause(error: BaseException | None) -> bool:
     return isinstance(error, ApplicationError) and error.non_retryable
+
+
+def _error_type(error: FailureError) -> str | None:
+    """The ApplicationError type an activity failed with (activities/errors.py), if any."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    return cause.type if isinstance(cause, ApplicationError) else None
 
 
 def _reason(error: FailureError) -> str:

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from temporal_automations.api.deps import EventsStoreDep
+from temporal_automations.api.errors import NoEventsStore
 from temporal_automations.api.events_store import (
     EventsStore,
     StoredQuery,
@@ -92,9 +93,7 @@ class CountRequest(BaseModel):
 
 def _store(store: EventsStore | None) -> EventsStore:
     if store is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "no events store (EVENTS_STORE_URL=none)"
-        )
+        raise NoEventsStore()
     return store
 
 
@@ -120,12 +119,7 @@ def stored_query(event_filter: EventFilter) -> StoredQuery:
 async def _page(
     request: Request, store: EventsStore, event_filter: EventFilter, limit: int, offset: int
 ) -> dict[str, Any]:
-    try:
-        events, total, capped = await store.read(stored_query(event_filter), limit, offset)
-    except StoreUnavailable as error:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"the events store is unavailable: {error}"
-        ) from error
+    events, total, capped = await store.read(stored_query(event_filter), limit, offset)
     next_offset = offset + len(events)
     next_page = None
     if events and next_offset < total:
@@ -212,13 +206,8 @@ async def count_events(
                   "msg": f"that is {buckets:.0f} time buckets; at most 1000"}]
             )  # fmt: skip
     kind = "day" if countable in (Countable.day, Countable.time) else countable.value
-    try:
-        rows = await store.count_by(query, kind, span)
-    except StoreUnavailable as error:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"the events store is unavailable: {error}"
-        ) from error
-    counts = []
+    rows = await store.count_by(query, kind, span)
+    counts: list[dict[str, Any]] = []
     for value, count, first, last in rows:
         if kind == "day":
             start = since + span * int(value)
@@ -328,6 +317,7 @@ async def stream_events_out(websocket: WebSocket) -> None:
     )
     subscriber = store.subscribe(live.includes)  # first, so nothing falls between the two
     sent: set[Any] = set()
+    event: Event | None  # the backfill's, then the live queue's (None: the queue closed)
     try:
         if wants_backfill:
             backfill = event_filter.model_copy(update={"order": EventOrder.ASC})

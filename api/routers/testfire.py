@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.api.deps import EventsStoreDep, SettingsDep, StoreDep
-from temporal_automations.api.events_store import StoredQuery, StoreUnavailable
+from temporal_automations.api.errors import NoEventsStore
+from temporal_automations.api.events_store import StoredQuery
 from temporal_automations.api.openapi import responses
 from temporal_automations.api.testfire import event_name_prefixes, test_fire
 from temporal_automations.domain.automations import Automation
@@ -106,19 +107,14 @@ async def test_automation(
         if until < since:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "'to' is before 'from'")
         if events_store is None:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no events store")
+            raise NoEventsStore()
         query = StoredQuery(
             since=since,
             until=until,
             name_prefixes=event_name_prefixes(automation.trigger),
             descending=False,
         )
-        try:
-            events, capped = await events_store.events(query, body.max_events)
-        except StoreUnavailable as error:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, f"the events store is unavailable: {error}"
-            ) from error
+        events, capped = await events_store.events(query, body.max_events)
         result = await test_fire(
             automation,
             list(events),
