@@ -20,7 +20,7 @@ from temporalio.client import (
 )
 
 from tests.stack import Stack, running_stack
-from tests.test_page import CHROMIUM, CHROMIUM_ARGS
+from tests.page.test_page import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Screenshots for the README: refreshed into docs/ with UPDATE_SCREENSHOTS=1, else kept aside
 # so that a test run leaves the work tree as it found it.
 DOCS = (
-    Path(__file__).resolve().parent.parent / "docs"
+    Path(__file__).resolve().parents[2] / "docs"
     if os.environ.get("UPDATE_SCREENSHOTS")
     else Path(tempfile.mkdtemp(prefix="page-screenshots-"))
 )

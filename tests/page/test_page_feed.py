@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support import event_json, eventually, send
-from tests.test_page import api, browser, page, stack  # noqa: F401  (fixtures)
+from tests.page.test_page import api, browser, page, stack  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from temporal_automations.devserver import free_port
 from tests.support import Receiver, eventually
-from tests.test_cli import CLI, ROOT, descendants, kill_leftovers, wait_healthy
+from tests.e2e.test_cli import CLI, ROOT, descendants, kill_leftovers, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
