@@ -14,8 +14,6 @@ from tests.postgres_server import PostgresServer, running_postgres
 from tests.stack import Stack, running_stack
 from tests.support import event_json, eventually, send, settled
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:

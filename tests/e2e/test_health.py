@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import PendingWorkflowTaskState
@@ -31,25 +29,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from temporal_automations.devserver import free_port
 from temporal_automations.temporal import WORKFLOW_TYPE, workflow_id
-from tests.stack import ROOT, Stack, running_stack
+from tests.page.support import CHROMIUM
+from tests.stack import ROOT, Stack
 from tests.support import Receiver, event_json
 
-pytestmark = pytest.mark.e2e
-
 T = TypeVar("T")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.sync_client() as client:
-        yield client
 
 
 def with_temporal(stack: Stack, use: Callable[[Client], Awaitable[T]]) -> T:

@@ -21,8 +21,6 @@ from temporal_automations.settings import Settings
 from tests.stack import Stack, running_stack
 from tests.support import Receiver
 
-pytestmark = pytest.mark.e2e
-
 KEY = "edge-key"
 
 
@@ -30,12 +28,6 @@ KEY = "edge-key"
 def stack() -> Iterator[Stack]:
     with running_stack(api_key=KEY) as started:
         yield started
-
-
-@pytest.fixture
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.sync_client() as client:
-        yield client
 
 
 def definition(**fields: Any) -> dict[str, Any]:

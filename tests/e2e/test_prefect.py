@@ -19,8 +19,6 @@ from tests.prefect_server import PREFECT_VENV, ROOT, PrefectServer, running_pref
 from tests.stack import Stack, running_stack
 from tests.support import STUCK_TRIGGER, Receiver, eventually, send, settled
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def prefect() -> Iterator[PrefectServer]:
@@ -32,12 +30,6 @@ def prefect() -> Iterator[PrefectServer]:
 def stack(prefect: PrefectServer) -> Iterator[Stack]:
     with running_stack(extra_env={"PREFECT_API_URL": prefect.api_url}) as running:
         yield running
-
-
-@pytest.fixture
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.sync_client() as client:
-        yield client
 
 
 @pytest.fixture

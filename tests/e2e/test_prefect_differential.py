@@ -33,8 +33,6 @@ from temporal_automations.domain.inputs import AutomationCore
 from tests.prefect_server import PrefectServer, running_prefect_server
 from tests.support import eventually
 
-pytestmark = pytest.mark.e2e
-
 STREAMS = 200
 SEED = 20261205
 RESOURCE_ID = "prefect.resource.id"

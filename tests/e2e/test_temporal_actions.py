@@ -32,8 +32,6 @@ from tests.stack import ROOT, Stack, running_stack
 from tests.support import Receiver, automation_status, send
 from tests.temporal_user import Echo, Fails, FailsOnce, WaitsForSignal
 
-pytestmark = pytest.mark.e2e
-
 TASK_QUEUE = "user-work"
 CLOSED = [
     "temporal.workflow.completed",
@@ -91,12 +89,6 @@ def stack(user_cluster: DevServer) -> Iterator[Stack]:
             yield running
         finally:
             stop_process(bridge)
-
-
-@pytest.fixture
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.sync_client() as client:
-        yield client
 
 
 @pytest.fixture
