@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.postgres_server import PostgresServer, running_postgres
 from tests.stack import Stack
 from tests.support import Receiver
 
@@ -26,3 +27,11 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
     and tests/page define one; a module that needs a differently configured stack overrides it)."""
     with stack.sync_client() as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL cluster (Debian's binaries, a temporary folder, a free port), one per
+    module (a module may stop it to see what happens), stopped by PID afterwards."""
+    with running_postgres() as server:
+        yield server

@@ -4,7 +4,7 @@ PostgreSQL (a server process started here: those cases are marked e2e)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,12 +15,6 @@ from temporal_automations.domain.events import Event
 from tests.postgres_server import PostgresServer, running_postgres
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
 
 
 async def fresh_database(server: PostgresServer) -> str:

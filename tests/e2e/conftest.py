@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from temporal_automations.devserver import DevServer
+from tests.prefect_server import PrefectServer, running_prefect_server
 from tests.stack import Stack, running_stack
 
 HERE = Path(__file__).parent
@@ -46,3 +47,10 @@ async def eager_continue_as_new_client() -> AsyncIterator[Client]:
     """A dev server that suggests continue-as-new after a few history events."""
     with DevServer(dynamic_config=SUGGEST_CONTINUE_AS_NEW_AT) as server:
         yield await Client.connect(server.address, data_converter=pydantic_data_converter)
+
+
+@pytest.fixture(scope="module")
+def prefect() -> Iterator[PrefectServer]:
+    """A real `prefect server start` (its own venv, tests/prefect_server.py), one per module."""
+    with running_prefect_server() as server:
+        yield server

@@ -19,18 +19,16 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from temporal_automations.domain.evaluation import TriggerEvaluator
 from temporal_automations.domain.events import EventIn
 from temporal_automations.domain.inputs import AutomationCore
-from tests.prefect_server import PrefectServer, running_prefect_server
+from tests.prefect_server import PrefectServer
 from tests.support import eventually
 
 STREAMS = 200
@@ -139,12 +137,6 @@ def prefect_firings(
                 triggering = related[RESOURCE_ID].removeprefix("prefect.event.")
                 by_automation.setdefault(automation, []).append(triggering)
     return by_automation
-
-
-@pytest.fixture(scope="module")
-def prefect() -> Iterator[PrefectServer]:
-    with running_prefect_server() as server:
-        yield server
 
 
 def create_automation(client: httpx.Client, name: str, trigger: dict[str, Any]) -> str:
