@@ -94,7 +94,7 @@ def test_health_is_503_within_5_s_of_the_worker_dying_and_200_once_one_is_back(
         return response.json() if response.json()["worker_check"] == "query" else None
 
     report = until(asked_a_worker, 5, "a health check that asked a worker")
-    assert report.pop("catalog")["loaded"] is True  # tests/test_scale.py covers the catalog
+    assert report.pop("catalog")["loaded"] is True  # tests/e2e/test_scale.py covers the catalog
     assert report | {"checked_at": None} == {
         "status": "ok",
         "temporal": True,

@@ -1,5 +1,5 @@
 """The page's event feed, wizard Test and Backtest, in a real headless Chromium against the real
-stack (the fixtures of tests/test_page.py)."""
+stack (the fixtures of tests/page/conftest.py)."""
 
 from __future__ import annotations
 
