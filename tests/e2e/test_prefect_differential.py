@@ -17,7 +17,6 @@ difference fails the test with the stream that shows it.
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -209,11 +208,13 @@ def test_random_reactive_streams_fire_as_on_prefect(prefect: PrefectServer) -> N
                 },
             )
 
-        # Prefect loads automations asynchronously: ask until the sentinel fires.
+        # Prefect loads automations asynchronously: until a sentinel fires, send another one
+        # each time (one sent before the triggers were loaded never fires).
         def loaded() -> bool:
+            if sentinel_fired(1):
+                return True
             send_sentinel()
-            time.sleep(0.5)
-            return sentinel_fired(1)
+            return False
 
         eventually(loaded, timeout=60, interval=0.5, what="Prefect's triggers loaded")
         sentinels_fired = len(prefect_firings(client, since, sentinel_id).get(sentinel_id, []))

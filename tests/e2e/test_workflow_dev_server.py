@@ -14,7 +14,14 @@ from temporalio.client import Client, WorkflowHandle
 from temporal_automations.domain.events import Event
 from temporal_automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME
 from temporal_automations.workflows.automation import MAX_SIGNALS_PER_RUN, AutomationWorkflow
-from tests.support import STUCK_TRIGGER, Receiver, make_automation, make_event, webhook_action
+from tests.support import (
+    STUCK_TRIGGER,
+    Receiver,
+    eventually_async,
+    make_automation,
+    make_event,
+    webhook_action,
+)
 from tests.workflow_support import (
     actions_done,
     automation_workflow,
@@ -124,9 +131,8 @@ async def test_memo_and_search_attributes_describe_the_automation(
         assert description.typed_search_attributes.get(AUTOMATION_ENABLED) is enabled
 
         query = f"AutomationName = '{name}' AND AutomationEnabled = {str(enabled).lower()}"
-        found: list[str] = []
-        deadline = asyncio.get_running_loop().time() + 5
-        while not found and asyncio.get_running_loop().time() < deadline:
-            found = [w.id async for w in dev_client.list_workflows(query)]
-            await asyncio.sleep(0.1)
-        assert found == [handle.id]
+
+        async def listed() -> list[str]:
+            return [w.id async for w in dev_client.list_workflows(query)]
+
+        assert await eventually_async(listed, 5, what="the workflow listed") == [handle.id]
