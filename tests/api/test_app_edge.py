@@ -24,6 +24,7 @@ from temporalio.client import Client
 from temporal_automations.api.app import CATALOG_RETRY_AFTER, create_app
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.settings import Settings
+from tests.api.support import RecordingLag
 
 KEY = "edge-key"
 
@@ -33,16 +34,6 @@ class NoStore:
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"a refused request reached the store ({name})")
-
-
-class RecordingLag:
-    """Stands in for LagForwarder: remembers each (source, seconds) reported."""
-
-    def __init__(self) -> None:
-        self.reports: list[tuple[str, float]] = []
-
-    def report(self, source: str, seconds: float) -> None:
-        self.reports.append((source, seconds))
 
 
 @pytest.fixture
