@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs, then run it all: `bash scripts/test.sh [pytest args]`.
+# Install everything the test suite needs, then run it all, fast suite first:
+# `bash scripts/test.sh [pytest args]`.
 # Chromium (for the Automations page tests) and PostgreSQL (events store tests) come from
 # Debian's packages; the rest from PyPI.
 set -euo pipefail
@@ -29,5 +30,9 @@ PYTHON=${PYTHON:-python3.11}
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/python scripts/typecheck.py  # mypy: strict on domain/ and workflows/ (pyproject [tool.mypy])
-# pytest exits 5 when it collected no test: that is a failure here too.
-exec .venv/bin/python -m pytest "$@"
+# The fast suite first (tests/domain, tests/workflows, tests/api: no server process but
+# Temporal's time-skipping test server; under a minute), then the slow one (tests/e2e and
+# tests/page: real processes, Chromium). Each failure fails the script; so does pytest's exit
+# status 5 (it collected no test). Arguments (e.g. `-q -x`) go to both runs.
+.venv/bin/python -m pytest -m "not e2e" "$@"
+.venv/bin/python -m pytest -m e2e "$@"

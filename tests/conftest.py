@@ -1,38 +1,17 @@
-"""Fixtures shared by the suite: small and generic. Every server a fixture starts, it stops,
-even on failure. Modules that need more (a dev server, the HTTP API) own their fixtures."""
+"""Fixtures every level may use: small and generic. Each level's own conftest holds the rest
+(tests/workflows: the time-skipping server; tests/e2e: dev servers and the stack; tests/page:
+Chromium). Every server a fixture starts, it stops, even on failure."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
+import httpx
 import pytest
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from temporal_automations.devserver import DevServer
-from tests.support import Receiver, register_search_attributes, temporal_test_server_binary
-
-# The dev server suggests continue-as-new once a run's history holds this many events (its
-# default is 4 Ki events; `limit.historySize.suggestContinueAsNew` is its byte-size sibling).
-SUGGEST_CONTINUE_AS_NEW_AT = {"limit.historyCount.suggestContinueAsNew": "30"}
-
-
-@pytest.fixture
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """Temporal's time-skipping test server: a 30-minute timer passes in milliseconds. Our
-    search attributes are registered on it, so workflows start exactly as the API starts them.
-    One per test (about a second to start): an activity that one test leaves retrying holds a
-    shared server's clock, and a later test's skip then timed out or broke its connection."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=temporal_test_server_binary(),
-    )
-    try:
-        await register_search_attributes(env.client)
-        yield env
-    finally:
-        await env.shutdown()
+from tests.postgres_server import PostgresServer, running_postgres
+from tests.stack import Stack
+from tests.support import Receiver
 
 
 @pytest.fixture
@@ -42,16 +21,17 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-@pytest.fixture(scope="module")
-async def dev_client() -> AsyncIterator[Client]:
-    """A real dev server (in memory, with our search attributes), one per test module; stopped
-    by PID afterwards."""
-    with DevServer() as server:
-        yield await Client.connect(server.address, data_converter=pydantic_data_converter)
-
-
 @pytest.fixture
-async def eager_continue_as_new_client() -> AsyncIterator[Client]:
-    """A dev server that suggests continue-as-new after a few history events."""
-    with DevServer(dynamic_config=SUGGEST_CONTINUE_AS_NEW_AT) as server:
-        yield await Client.connect(server.address, data_converter=pydantic_data_converter)
+def api(stack: Stack) -> Iterator[httpx.Client]:
+    """An HTTP client on the API of the `stack` fixture of the test's level or module (tests/e2e
+    and tests/page define one; a module that needs a differently configured stack overrides it)."""
+    with stack.sync_client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL cluster (Debian's binaries, a temporary folder, a free port), one per
+    module (a module may stop it to see what happens), stopped by PID afterwards."""
+    with running_postgres() as server:
+        yield server

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import sysconfig
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -291,6 +292,33 @@ def eventually(
             last = f"{failure}" if failure is not None else repr(result)
             raise AssertionError(f"{name}: not true within {timeout:g} s; last: {last}")
         time.sleep(interval)
+
+
+async def eventually_async(
+    check: Callable[[], Awaitable[T] | T],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "",
+    not_yet: tuple[type[BaseException], ...] = (AssertionError,),
+) -> T:
+    """`eventually` for tests in an event loop (never blocks it): `check` may be a coroutine
+    function; the exceptions in `not_yet` (e.g. a Temporal RPCError for a workflow that does not
+    exist yet) mean "not yet" too."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        last: Any = None
+        try:
+            answer = check()
+            last = await answer if inspect.isawaitable(answer) else answer
+        except not_yet as error:
+            last = error
+        if last and not isinstance(last, BaseException):
+            return cast(T, last)
+        if loop.time() >= deadline:
+            name = what or getattr(check, "__name__", "condition")
+            raise AssertionError(f"{name}: not true within {timeout:g} s; last: {last!r}")
+        await asyncio.sleep(interval)
 
 
 def send(api: httpx.Client, *events: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from temporal_automations.domain.events import (
     Event,
 )
 from temporal_automations.settings import Settings
+from tests.api.support import RecordingLag
 
 MAX_EVENT_BYTES = 10_000
 MAX_REQUEST_BYTES = 40_000
@@ -45,16 +46,6 @@ class RecordingRouter:
         self.routed.extend(events)
         self.sizes.append(size)
         return len(events)
-
-
-@dataclass
-class RecordingLag:
-    """Forwards nothing; remembers each (source, seconds) reported, as LagForwarder.report."""
-
-    reports: list[tuple[str, float]] = field(default_factory=list)
-
-    def report(self, source: str, seconds: float) -> None:
-        self.reports.append((source, seconds))
 
 
 @pytest.fixture

@@ -275,3 +275,39 @@ def test_event_resources_are_resource_then_related_in_order() -> None:
         "prefect.tag.b",
     ]
     assert e.resource_id == "prefect.flow-run.1"
+
+
+def test_send_notification_needs_a_url() -> None:
+    assert locations(AutomationCore, core(actions=[{"type": "send-notification", "url": []}]))
+
+
+def test_change_flow_run_state_refuses_an_unknown_state() -> None:
+    bad = core(actions=[{"type": "change-flow-run-state", "state": "NOPE"}])
+    assert locations(AutomationCore, bad)
+
+
+def test_a_run_deployment_that_would_trigger_itself_forever_is_refused() -> None:
+    run_selected = {"type": "run-deployment", "source": "selected", "deployment_id": str(uid(13))}
+    # Reactive on every flow run's Running: the deployment's own runs would trigger it forever.
+    endless = core(
+        trigger={"posture": "Reactive", "expect": ["prefect.flow-run.Running"]},
+        actions=[run_selected],
+    )
+    with pytest.raises(ValidationError, match="trigger itself forever"):
+        AutomationCore.model_validate(endless)
+    inferred = core(
+        trigger={"posture": "Reactive", "expect": ["prefect.flow-run.*"]},
+        actions=[{"type": "run-deployment", "source": "inferred"}],
+    )
+    with pytest.raises(ValidationError, match="inferred deployment"):
+        AutomationCore.model_validate(inferred)
+    # Narrowed to other runs, on Failed only, or Proactive: fine.
+    failed_only = {"posture": "Reactive", "expect": ["prefect.flow-run.Failed"]}
+    AutomationCore.model_validate(core(trigger=failed_only, actions=[run_selected]))
+    other_flow = {
+        **endless["trigger"],
+        "match_related": {"prefect.resource.role": "flow", "prefect.resource.name": "etl"},
+    }
+    AutomationCore.model_validate(core(trigger=other_flow, actions=[run_selected]))
+    proactive = {**endless["trigger"], "posture": "Proactive"}
+    AutomationCore.model_validate(core(trigger=proactive, actions=[run_selected]))

@@ -39,7 +39,7 @@ from temporal_automations.temporal_bridge import (
     event_id,
     workflow_event,
 )
-from tests.support import Receiver
+from tests.support import Receiver, eventually_async
 from tests.temporal_user import ACTIVITIES, WORKFLOWS, Echo, Fails, WaitsForSignal
 
 # --------------------------------------------------------------------------- without a server
@@ -137,11 +137,7 @@ def received(receiver: Receiver) -> list[dict[str, Any]]:
 
 
 async def wait_until(check: Any, timeout: float = 60.0, poll: float = 0.05) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {timeout} s")
-        await asyncio.sleep(poll)
+    await eventually_async(check, timeout, poll)
 
 
 async def test_failed_and_completed_workflows_become_events_with_labels_and_failure(
@@ -236,14 +232,22 @@ async def test_a_restarted_bridge_loses_no_event_and_repeats_none(
             lambda: first._delivering is not None and not first._delivering.done(), poll=0.001
         )
     stopped_with = len(ours())
-    await asyncio.sleep(1.0)  # closes happen while no bridge runs
     second = TemporalBridge(
         cluster, ["default"], receiver.url, cursor_file=cursor, poll_interval=0.2
     )
-    await producer
+    await producer  # the rest starts and closes while no bridge runs
     async with bridge_running(second):
         await wait_until(lambda: len({e["id"] for e in ours()}) >= 2 * count)
-        await asyncio.sleep(1.0)  # a few more polls: nothing else may arrive
+        # Nothing else may arrive: a repeat would come from a later poll re-reading its overlap
+        # window. Two more workflows (not ours()), each seen in turn, are two such polls.
+        for marker in range(2):
+            name = f"marker-{prefix}-{marker}"
+            await cluster.start_workflow(WaitsForSignal.run, id=name, task_queue="user-work")
+            await wait_until(
+                lambda name=name: any(
+                    e["resource"]["prefect.resource.name"] == name for e in received(receiver)
+                )
+            )
     events = ours()
     assert stopped_with < 2 * count  # the restart was in the middle of the stream
     per_id = Counter(e["id"] for e in events)

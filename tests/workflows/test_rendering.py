@@ -11,7 +11,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -27,6 +27,7 @@ from temporal_automations.domain.templates import TemplateRenderError, action_co
 from temporal_automations.settings import Settings
 from tests.domain.builders import automation, uid
 from tests.domain.test_templates import firing
+from tests.support import eventually_async
 
 # About 10**9 loop iterations: minutes of CPU, far past the 1 s limit.
 SLOW = (
@@ -54,13 +55,6 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Await a condition that another task or process makes true."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -101,7 +95,7 @@ async def test_concurrent_renders_each_get_their_own_answer(renderer: TemplateRe
 
 async def test_a_slow_template_is_stopped_after_the_time_limit(renderer: TemplateRenderer) -> None:
     await renderer.render(["{{ 1 }}"], {})
-    await until(lambda: renderer.idle == 2)  # the pool is up
+    await eventually_async(lambda: renderer.idle == 2, 10, 0.01)  # the pool is up
     before = set(renderer.pids)
     started = time.monotonic()
     with pytest.raises(TemplateRenderError) as error:
@@ -110,9 +104,9 @@ async def test_a_slow_template_is_stopped_after_the_time_limit(renderer: Templat
     assert str(error.value) == "template rendering took longer than 1 s"
     assert 1.0 <= elapsed < 4.0  # the bound is generous only for a loaded machine
     # The child that spun was killed and replaced; the next template renders.
-    await until(lambda: len(before - set(renderer.pids)) == 1)
+    await eventually_async(lambda: len(before - set(renderer.pids)) == 1, 10, 0.01)
     (killed,) = before - set(renderer.pids)
-    await until(lambda: not alive(killed))
+    await eventually_async(lambda: not alive(killed), 10, 0.01)
     assert await renderer.render(["{{ n + 1 }}"], {"n": 41}) == ["42"]
 
 
@@ -129,7 +123,7 @@ async def test_the_event_loop_keeps_running_while_a_template_spins(
     renderer: TemplateRenderer,
 ) -> None:
     await renderer.render(["{{ 1 }}"], {})
-    await until(lambda: renderer.idle == 2)
+    await eventually_async(lambda: renderer.idle == 2, 10, 0.01)
     # Between consecutive ticks: wall time, and CPU time of this (the event loop's) thread. A
     # render on the loop would show up in both as the whole render; a busy machine can stretch
     # the wall gaps, but only the loop's own work adds CPU time.
@@ -164,9 +158,9 @@ async def test_a_cancelled_render_does_not_leak_its_answer_into_the_next(
     renderer: TemplateRenderer,
 ) -> None:
     await renderer.render(["{{ 1 }}"], {})
-    await until(lambda: renderer.idle == 2)
+    await eventually_async(lambda: renderer.idle == 2, 10, 0.01)
     slow = asyncio.create_task(renderer.render([SLOW + "late"], {}))
-    await until(lambda: renderer.idle == 1)  # the slow one holds a process
+    await eventually_async(lambda: renderer.idle == 1, 10, 0.01)  # the slow one holds a process
     slow.cancel()
     with pytest.raises(asyncio.CancelledError):
         await slow
@@ -183,7 +177,9 @@ async def test_a_memory_hungry_template_is_refused(renderer: TemplateRenderer) -
     with pytest.raises(TemplateRenderError) as error:
         await renderer.render([HUNGRY], {})
     assert str(error.value) == "template rendering ran out of memory (limit 512 MB)"
-    await until(lambda: not any(alive(pid) for pid in before - set(renderer.pids)))
+    await eventually_async(
+        lambda: not any(alive(pid) for pid in before - set(renderer.pids)), 10, 0.01
+    )
     assert await renderer.render(["{{ 'ok' }}"], {}) == ["ok"]
 
 
@@ -198,10 +194,12 @@ async def test_the_memory_limit_is_a_constructor_argument() -> None:
 
 async def test_a_process_killed_from_outside_is_replaced(renderer: TemplateRenderer) -> None:
     await renderer.render(["{{ 1 }}"], {})
-    await until(lambda: renderer.idle == 2)
+    await eventually_async(lambda: renderer.idle == 2, 10, 0.01)
     victim = renderer.pids[0]
     os.kill(victim, signal.SIGKILL)
-    await until(lambda: victim not in renderer.pids and len(renderer.pids) == 2)
+    await eventually_async(
+        lambda: victim not in renderer.pids and len(renderer.pids) == 2, 10, 0.01
+    )
     answers = await asyncio.gather(*(renderer.render(["{{ n }}"], {"n": n}) for n in range(10)))
     assert answers == [[str(n)] for n in range(10)]
 
@@ -209,7 +207,7 @@ async def test_a_process_killed_from_outside_is_replaced(renderer: TemplateRende
 async def test_close_kills_every_process_and_refuses_further_renders() -> None:
     renderer = TemplateRenderer()
     await renderer.render(["{{ 1 }}"], {})
-    await until(lambda: len(renderer.pids) == 2)
+    await eventually_async(lambda: len(renderer.pids) == 2, 10, 0.01)
     pids = renderer.pids
     renderer.close()
     await renderer.wait_closed()
@@ -227,7 +225,7 @@ async def test_close_wakes_renders_waiting_for_a_process() -> None:
         waiting = asyncio.create_task(renderer.render(["{{ 2 }}"], {}))
         # Both tasks have run up to their first wait: `busy` holds the only process and
         # `waiting` waits for it.
-        await until(lambda: renderer.idle == 0)
+        await eventually_async(lambda: renderer.idle == 0, 10, 0.01)
     finally:
         renderer.close()
     with pytest.raises(RuntimeError, match="closed"):

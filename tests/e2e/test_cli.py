@@ -20,7 +20,7 @@ from temporalio.client import Client
 
 from temporal_automations.devserver import DevServer, DevServerError, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "temporal_automations.cli"]
 
 

@@ -10,17 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.postgres_server import PostgresServer, running_postgres
+from tests.postgres_server import PostgresServer
 from tests.stack import Stack, running_stack
 from tests.support import event_json, eventually, send, settled
-
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,11 @@ import uuid
 from pathlib import Path
 
 import httpx
-import pytest
 from temporalio.client import Client
 
 from temporal_automations.devserver import free_port
+from tests.e2e.test_cli import CLI, ROOT, descendants, kill_leftovers, wait_healthy
 from tests.support import Receiver, eventually
-from tests.test_cli import CLI, ROOT, descendants, kill_leftovers, wait_healthy
-
-pytestmark = pytest.mark.e2e
 
 
 async def test_dev_with_watch_temporal_fires_on_a_terminated_workflow(

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from temporalio.client import (
     Client,
     Schedule,
@@ -20,9 +20,6 @@ from temporalio.client import (
 )
 
 from tests.stack import Stack, running_stack
-from tests.test_page import CHROMIUM, CHROMIUM_ARGS
-
-pytestmark = pytest.mark.e2e
 
 SCHEDULE = f"nightly-{uuid.uuid4().hex[:6]}"
 
@@ -48,26 +45,6 @@ def stack() -> Iterator[Stack]:
     with running_stack() as running:
         asyncio.run(_users_things(running.temporal_address))
         yield running
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.sync_client() as client:
-        yield client
-
-
-@pytest.fixture
-def page(stack: Stack) -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            opened = browser.new_page(base_url=stack.base_url)
-            errors: list[str] = []
-            opened.on("pageerror", lambda error: errors.append(str(error)))
-            yield opened
-            assert errors == [], f"JavaScript errors on the page: {errors}"
-        finally:
-            browser.close()
 
 
 def test_the_catalog_lists_the_users_workflow_types_task_queues_and_schedules(

@@ -14,11 +14,7 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
-import pytest
-
 from tests.stack import running_stack
-
-pytestmark = pytest.mark.e2e
 
 MAX_EXAMPLES = 15
 WORKER_RSS_LIMIT_MB = 600

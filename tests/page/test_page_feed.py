@@ -1,5 +1,5 @@
 """The page's event feed, wizard Test and Backtest, in a real headless Chromium against the real
-stack (the fixtures of tests/test_page.py)."""
+stack (the fixtures of tests/page/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support import event_json, eventually, send
-from tests.test_page import api, browser, page, stack  # noqa: F401  (fixtures)
-
-pytestmark = pytest.mark.e2e
 
 
 def stored(api: httpx.Client, name: str, count: int) -> None:  # noqa: F811

@@ -4,77 +4,25 @@ the real stack (Temporal dev server, worker, API) of tests/stack.py."""
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, Locator, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Request, expect
 
+from tests.page.support import UI_URL
 from tests.stack import Stack, running_stack
 from tests.support import Receiver, event_json
 
-pytestmark = pytest.mark.e2e
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Screenshots for the README: refreshed into docs/ with UPDATE_SCREENSHOTS=1, else kept aside
 # so that a test run leaves the work tree as it found it.
 DOCS = (
-    Path(__file__).resolve().parent.parent / "docs"
+    Path(__file__).resolve().parents[2] / "docs"
     if os.environ.get("UPDATE_SCREENSHOTS")
     else Path(tempfile.mkdtemp(prefix="page-screenshots-"))
 )
-# Playwright adds --headless and a fresh temporary profile; these keep Chromium off the network.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-UI_URL = "http://127.0.0.1:8233"
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must install Debian's chromium (scripts/test.sh does)")
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack(extra_env={"TEMPORAL_UI_URL": UI_URL}) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.sync_client() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser, stack: Stack) -> Iterator[Page]:
-    context = browser.new_context(base_url=stack.base_url, viewport={"width": 1200, "height": 800})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.base_url)
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        yield opened
-        assert errors == [], f"JavaScript errors on the page: {errors}"
-    finally:
-        context.close()
 
 
 def card_of(page: Page, name: str) -> Locator:

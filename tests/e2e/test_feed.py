@@ -9,31 +9,15 @@ import os
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 import websockets
 
 from tests.prefect_server import PREFECT_VENV, prefect_python
-from tests.stack import Stack, running_stack
+from tests.stack import Stack
 from tests.support import event_json, eventually, send
-
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
-
-
-@pytest.fixture
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.sync_client() as client:
-        yield client
 
 
 def filtered(api: httpx.Client, event_filter: dict[str, Any], limit: int = 50) -> dict[str, Any]:

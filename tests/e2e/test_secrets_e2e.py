@@ -7,27 +7,17 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from temporal_automations.domain.automations import SECRET_MASK
 from temporal_automations.temporal import workflow_id
-from tests.stack import Stack, running_stack
+from tests.stack import Stack
 from tests.support import Receiver, event_json
 
-pytestmark = pytest.mark.e2e
-
 SECRET = f"Bearer {uuid.uuid4().hex}"
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
 
 
 async def history_payloads(stack: Stack, automation_id: str) -> str:

@@ -1,9 +1,10 @@
-"""The events store on both databases it supports: SQLite (a file) and a real PostgreSQL."""
+"""The events store on both databases it supports: SQLite (a file, in process) and a real
+PostgreSQL (a server process started here: those cases are marked e2e)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,12 +17,6 @@ from tests.postgres_server import PostgresServer, running_postgres
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
-
-
 async def fresh_database(server: PostgresServer) -> str:
     name = f"t{uuid.uuid4().hex[:12]}"
     connection = await server.connect()
@@ -32,7 +27,8 @@ async def fresh_database(server: PostgresServer) -> str:
     return server.url.rsplit("/", 1)[0] + f"/{name}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# PostgreSQL is a real server process (tests/postgres_server.py): those cases are end to end.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.e2e)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventsStore]:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
@@ -144,6 +140,7 @@ async def test_retention_deletes_events_older_than_the_setting(store: EventsStor
     assert [e.id for e in found] == [recent.id]
 
 
+@pytest.mark.e2e
 async def test_a_database_that_goes_down_leaves_a_gap_not_an_error(tmp_path: Path) -> None:
     with running_postgres() as server:
         url = await fresh_database(server)

@@ -15,29 +15,15 @@ import pytest
 
 from temporal_automations.devserver import die_with_parent
 from temporal_automations.prefect_hooks import state_event
-from tests.prefect_server import PREFECT_VENV, ROOT, PrefectServer, running_prefect_server
+from tests.prefect_server import PREFECT_VENV, ROOT, PrefectServer
 from tests.stack import Stack, running_stack
 from tests.support import STUCK_TRIGGER, Receiver, eventually, send, settled
-
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def prefect() -> Iterator[PrefectServer]:
-    with running_prefect_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
 def stack(prefect: PrefectServer) -> Iterator[Stack]:
     with running_stack(extra_env={"PREFECT_API_URL": prefect.api_url}) as running:
         yield running
-
-
-@pytest.fixture
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.sync_client() as client:
-        yield client
 
 
 @pytest.fixture

@@ -13,8 +13,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.stack import Stack, running_stack
 
-pytestmark = pytest.mark.e2e
-
 KEY = "feed-test-key"
 
 

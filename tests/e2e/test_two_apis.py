@@ -9,14 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.stack import START_TIMEOUT, Stack, running_stack
+from tests.stack import START_TIMEOUT, Stack
 from tests.support import Receiver, event_json, eventually, send, settled, webhook_action
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
 
 
 @pytest.fixture

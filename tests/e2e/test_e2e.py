@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from temporal_automations.domain.automations import SECRET_MASK
@@ -26,20 +24,6 @@ from tests.support import (
     send,
     settled,
 )
-
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
-
-
-@pytest.fixture
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.sync_client() as client:
-        yield client
 
 
 def create(api: httpx.Client, **fields: Any) -> dict[str, Any]:

@@ -21,8 +21,6 @@ from bench.faults import (
     markdown_table,
 )
 
-pytestmark = pytest.mark.e2e
-
 
 def run(name: str) -> Row:
     scenario = SCENARIOS[name]

@@ -29,10 +29,8 @@ from temporalio.service import RPCError
 
 from temporal_automations.devserver import DevServer, die_with_parent, stop_process
 from tests.stack import ROOT, Stack, running_stack
-from tests.support import Receiver, automation_status, send
+from tests.support import Receiver, automation_status, eventually_async, send
 from tests.temporal_user import Echo, Fails, FailsOnce, WaitsForSignal
-
-pytestmark = pytest.mark.e2e
 
 TASK_QUEUE = "user-work"
 CLOSED = [
@@ -94,12 +92,6 @@ def stack(user_cluster: DevServer) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.sync_client() as client:
-        yield client
-
-
-@pytest.fixture
 async def user(user_cluster: DevServer) -> AsyncIterator[Client]:
     yield await Client.connect(user_cluster.address)
 
@@ -111,19 +103,9 @@ def create(api: httpx.Client, **fields: Any) -> dict[str, Any]:
 
 
 async def until(check: Callable[[], Awaitable[T | None]], timeout: float = 90.0) -> T:
-    """Await `check` until it returns something truthy (tests never sleep for a fixed time)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = await check()
-        except (AssertionError, RPCError) as error:
-            last = error
-        if last and not isinstance(last, Exception):
-            return last
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true within {timeout} s; last: {last!r}")
-        await asyncio.sleep(0.2)
+    """Await `check` until it answers; Temporal's RPCError (e.g. no such workflow yet) is "not
+    yet" here too."""
+    return await eventually_async(check, timeout, 0.2, not_yet=(AssertionError, RPCError))
 
 
 def firings(api: httpx.Client, automation_id: str) -> list[dict[str, Any]]:
