@@ -21,7 +21,8 @@ from fastapi import FastAPI
 from openapi_spec_validator import validate
 from temporalio.client import Client
 
-from temporal_automations.api.app import CATALOG_RETRY_AFTER, create_app
+from temporal_automations.api.app import create_app
+from temporal_automations.api.errors import CATALOG_RETRY_AFTER
 from temporal_automations.api.routing import EventRouter
 from temporal_automations.settings import Settings
 from tests.api.support import RecordingLag

@@ -22,11 +22,6 @@ from playwright.sync_api import Error, Locator, Page, Request, Route, expect
 
 from tests.support import event_json, eventually, send
 
-try:
-    from tests.page.test_page import api, browser, page, stack  # noqa: F401  (fixtures)
-except ImportError:  # before the page tests moved into tests/page
-    from tests.test_page import api, browser, page, stack  # noqa: F401
-
 pytestmark = pytest.mark.e2e
 
 BULK = "/api/automations/statuses"
