@@ -92,12 +92,21 @@ class Row:
     notes: list[str] = field(default_factory=list)
     # Scenario-specific measurements (answers, seconds, counts) that the tests assert on.
     figures: dict[str, Any] = field(default_factory=dict)
-    # The scenario's own goals it missed, in words (empty when met).
+    # The scenario's own goals of behaviour it missed, in words (empty when met).
     problems: list[str] = field(default_factory=list)
+    # Its timing goals missed (a figure over its target): the table says MISSED, but they are
+    # figures of this machine and its load, which tests print and never assert.
+    slow: list[str] = field(default_factory=list)
 
     @property
     def goal_met(self) -> bool:
-        return self.lost == 0 and self.duplicates == 0 and self.wedged == 0 and not self.problems
+        return (
+            self.lost == 0
+            and self.duplicates == 0
+            and self.wedged == 0
+            and not self.problems
+            and not self.slow
+        )
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -108,7 +117,9 @@ def markdown_table(rows: list[Row]) -> str:
     ]
     for row in rows:
         recover = "—" if row.recover_seconds is None else f"{row.recover_seconds:.1f}"
-        notes = "; ".join([*row.problems, *row.notes]).replace("|", "\\|").replace("\n", " ")
+        notes = (
+            "; ".join([*row.problems, *row.slow, *row.notes]).replace("|", "\\|").replace("\n", " ")
+        )
         lines.append(
             f"| {row.scenario} | {row.acknowledged} | {row.acted_on} | {row.lost} "
             f"| {row.duplicates} | {recover} | {row.wedged} "
@@ -1171,7 +1182,7 @@ def templates(size: int) -> Row:
                 + (f" (of the {len(latencies)} acted on)" if result.lost else "")
             )
             if worst > CANARY_MAX_LATENCY:
-                row.problems.append(f"a canary webhook took {worst:.1f} s")
+                row.slow.append(f"a canary webhook took {worst:.1f} s")
         row.figures["worker_rss_mb"] = {"start": rss_start, "peak": rss_peak, "tree": tree.peak_mb}
         if rss_peak is not None:
             row.notes.append(
@@ -1232,7 +1243,7 @@ def health(size: int) -> Row:
             row.figures["health_503_s"] = seconds
             row.notes.append(f"503 {seconds:.1f} s after the kill")
             if seconds > HEALTH_503_WITHIN:
-                row.problems.append(f"503 only after {seconds:.1f} s")
+                row.slow.append(f"503 only after {seconds:.1f} s")
         else:
             row.figures["health_503_s"] = None
             row.problems.append(f"still {health_status()} {give_up:.0f} s after the worker died")
@@ -1314,7 +1325,7 @@ def proactive(size: int) -> Row:
                 f"{max(result.arrivals.values()) - last_deadline:.1f} s after the last deadline"
             )
             if max(after) > PROACTIVE_AFTER_RESTART:
-                row.problems.append(f"later than {PROACTIVE_AFTER_RESTART:g} s after the restart")
+                row.slow.append(f"later than {PROACTIVE_AFTER_RESTART:g} s after the restart")
         ensure_running(row, stack)
         note_engine_counters(row, stack, automation)
         check_wedged(row, stack, [automation], settle=10)
