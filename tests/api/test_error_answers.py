@@ -15,7 +15,7 @@ from temporal_automations.api.events_store import StoreUnavailable
 from temporal_automations.api.routing import CatalogNotReady
 from temporal_automations.api.store import AutomationNotFound
 
-AUTOMATION = uuid.uuid4()
+AUTOMATION = uuid.UUID("00000000-0000-4000-8000-0000000000e1")  # fixed: test ids must not vary
 RAISED: dict[str, Exception] = {
     "not-found": AutomationNotFound(AUTOMATION),
     "catalog": CatalogNotReady("the automations catalog is still loading"),
