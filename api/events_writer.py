@@ -4,8 +4,9 @@ Measured on the ingest benchmark, inserting in the API process cost it a fifth t
 its throughput: the database work, the rows built in Python and the driver's parameter binding
 all held the API's one interpreter lock. Here the API writes each accepted batch to this
 process's stdin (the request body as it came, or serialized once); parsing, rows and the
-database run in this process, on plain JSON and the plain SQLite driver (~12 µs an event
-against ~30 through pydantic models and the async adapter).
+database run in this process: msgspec splits the body and decodes a row's four columns, the
+plain SQLite driver inserts (~4.5 µs an event in all, measured in the stack; ~30 through
+pydantic models and the async adapter).
 
 Protocol. stdin: frames of `!QQ` (body length, received µs) then a JSON list of events.
 stdout: one line per frame, in order: `ok` or `fail <reason>`. The parent counts the frames it
@@ -18,15 +19,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import re
 import sqlite3
 import struct
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from pydantic import TypeAdapter
 
 from temporal_automations.domain.events import RESOURCE_ID
@@ -34,10 +34,21 @@ from temporal_automations.domain.events import RESOURCE_ID
 FRAME = struct.Struct("!QQ")
 MAX_ROWS_PER_INSERT = 2_000
 MAX_RECENT_IDS = 200_000
-_decoder = json.JSONDecoder()
-_SEPARATORS = re.compile(r"[\s,]*")
 Row = tuple[str, int, int, str, str, str]
 _instant = TypeAdapter(datetime)
+
+
+class _Columns(msgspec.Struct):
+    """What a row needs of an event; msgspec skips the rest of it unparsed."""
+
+    id: str
+    occurred: Any
+    event: str
+    resource: dict[str, Any]
+
+
+_list_of_raw = msgspec.json.Decoder(list[msgspec.Raw])
+_columns = msgspec.json.Decoder(_Columns)
 
 
 def _occurred(value: Any) -> datetime:
@@ -48,40 +59,40 @@ def _occurred(value: Any) -> datetime:
         return _instant.validate_python(value)
 
 
-def _row(item: dict[str, Any], text: str, received: int) -> Row:
-    """One event's row; `text` is its JSON as it came, kept when nothing was normalized."""
-    occurred = _occurred(item["occurred"])
-    if occurred.tzinfo is None or not isinstance(item["occurred"], str):
+def _canonical_id(value: str) -> str:
+    # The edge accepted it as a UUID: 36 characters is the hyphenated form, already canonical
+    # when lower case (braces, URNs and bare hex have other lengths).
+    return value if len(value) == 36 and value == value.lower() else str(UUID(value))
+
+
+def _row(raw: msgspec.Raw, received: int) -> Row:
+    """One event's row; its JSON kept as it came, unless its time had to be normalized."""
+    text = bytes(raw).decode()
+    columns = _columns.decode(raw)
+    occurred = _occurred(columns.occurred)
+    if occurred.tzinfo is None or not isinstance(columns.occurred, str):
         # A time without a zone is UTC, as the API's edge takes it; a Unix time is stored as
         # an instant. Then the event is serialized again.
         occurred = occurred if occurred.tzinfo else occurred.replace(tzinfo=UTC)
+        item = json.loads(text)
         item["occurred"] = occurred.isoformat()
         text = json.dumps(item, separators=(",", ":"))
     return (
-        str(UUID(str(item["id"]))),  # canonical: the dedupe key and what id filters compare
+        _canonical_id(columns.id),  # the dedupe key and what id filters compare
         round(occurred.timestamp() * 1_000_000),  # exact for 1970–2999 within 0.5 µs
         received,
-        item["event"],
-        item["resource"].get(RESOURCE_ID, ""),
+        columns.event,
+        str(columns.resource.get(RESOURCE_ID, "")),
         text,
     )
 
 
-def _items(text: str) -> Iterator[tuple[dict[str, Any], str]]:
-    """The events of a JSON list with each one's own text, parsed once (no serializing each
-    event again: measured, that was a third of the writer's work)."""
-    # _SEPARATORS matches the empty string too, so match() is never None here.
-    position = _SEPARATORS.match(text, text.index("[") + 1).end()  # type: ignore[union-attr]
-    while position < len(text) and text[position] != "]":
-        item, end = _decoder.raw_decode(text, position)
-        yield item, text[position:end]
-        position = _SEPARATORS.match(text, end).end()  # type: ignore[union-attr]
-
-
 def rows_of(body: bytes, received: int) -> list[Row]:
-    """Rows from a batch the API validated: plain JSON here, no models (measured: half the
-    cost of parsing into Event models and serializing them again)."""
-    return [_row(item, text, received) for item, text in _items(body.decode())]
+    """Rows from a batch the API validated: each event's text is a span of the body (msgspec
+    splits the list without building the events), and only the four columns are decoded.
+    Measured on 100,000 events: 1.4 µs an event, against 4.3 with the json module's
+    raw_decode of every event, and ~30 through pydantic models."""
+    return [_row(raw, received) for raw in _list_of_raw.decode(body)]
 
 
 class RecentIds:
@@ -110,6 +121,9 @@ def _sqlite(path: str | None) -> sqlite3.Connection:
     connection = sqlite3.connect(path or ":memory:", timeout=30)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
+    # 64 MB of page cache (the default is 2 MB): with a million events stored, an insert's
+    # index pages are mostly cached (measured: 12.1 -> 10.3 µs an event at 1M rows).
+    connection.execute("PRAGMA cache_size=-65536")
     return connection
 
 

@@ -210,7 +210,7 @@ class EventRouter:
                 # slices done; a follower of a leader still to come waits for it, as it would
                 # for a leader in a later request.
                 await asyncio.sleep(0)
-            if trim:
+            if trim and event.payload:  # an empty payload (most events) has nothing to trim
                 event = stored(event)
             # Remembered before delivery: a follower later in this request, or in a request
             # behind this one, is signalled after its leader on the same per-automation queue.

@@ -88,6 +88,10 @@ def test_nested_builds_exactly_the_depth_asked_for() -> None:
         ("3000-01-01T00:30:00+01:00", datetime(2999, 12, 31, 23, 30, tzinfo=UTC)),
         ("2024-05-01T12:00:00+02:00", datetime(2024, 5, 1, 10, tzinfo=UTC)),
         ("2024-05-01T12:00:00", datetime(2024, 5, 1, 12, tzinfo=UTC)),  # naive means UTC
+        # Already UTC: kept as parsed (pydantic's own UTC tzinfo), not converted again.
+        ("2024-05-01T12:00:00+00:00", datetime(2024, 5, 1, 12, tzinfo=UTC)),
+        ("2024-05-01T12:00:00.5Z", datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)),
+        (1_714_564_800, datetime(2024, 5, 1, 12, tzinfo=UTC)),
         (0, datetime(1970, 1, 1, tzinfo=UTC)),  # a Unix timestamp
     ],
 )
