@@ -33,7 +33,7 @@ from tests.stack import Stack, running_stack  # noqa: E402
 from tests.support import Receiver  # noqa: E402
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
     """CPU time (user + system) of process `pid` and of every live descendant (the worker's
     template renderers, the API's events writer), from /proc."""
     children: dict[int, list[int]] = {}
@@ -52,7 +52,8 @@ def cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / ticks
-        todo += children.get(current, [])
+        if descendants:
+            todo += children.get(current, [])
     return total
 
 
@@ -67,13 +68,17 @@ class CpuMeter:
         }
         self.before: dict[str, float] = {}
 
+    def _now(self) -> dict[str, float]:
+        now = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        # the worker's own process, apart from its template renderers
+        now["worker_process"] = cpu_seconds(self.pids["worker"], descendants=False)
+        return now
+
     def start(self) -> None:
-        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.before = self._now()
 
     def stop(self) -> dict[str, float]:
-        return {
-            name: cpu_seconds(pid) - self.before.get(name, 0.0) for name, pid in self.pids.items()
-        }
+        return {name: value - self.before.get(name, 0.0) for name, value in self._now().items()}
 
 
 def load() -> list[float]:
@@ -116,7 +121,8 @@ def webhook(receiver: Receiver, tag: str) -> dict[str, Any]:
 
 async def create(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
     response = await client.post("/automations/", json=body)
-    response.raise_for_status()
+    if response.status_code >= 400:
+        raise RuntimeError(f"creating {body.get('name')!r}: {response.status_code} {response.text}")
     return response.json()["id"]
 
 
