@@ -90,9 +90,12 @@ def main() -> None:
     parser.add_argument("--a", default="{}")
     parser.add_argument("--b", default="{}")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--single", action="store_true", help="only --a, once per round")
     args = parser.parse_args()
     only = set(args.only.split(","))
     variants = {"A": json.loads(args.a), "B": json.loads(args.b)}
+    if args.single:  # one variant: for code changes, run on each commit in turn
+        del variants["B"]
     results: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
     for _ in range(args.rounds):
         for name, variant in variants.items():
