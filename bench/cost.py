@@ -6,6 +6,7 @@ figures (never asserted).
 
 Runs the real stack (dev server, worker, API) and drives one automation per scenario:
 - `reactive-1`: every event fires a webhook, one event per request (the reactive bench);
+- `lone-firing`: the same, 0.5 s apart (each firing alone in the workflow's history);
 - `burst-100`: every event fires a webhook (for_each key), 100 events per request (the burst);
 - `quiet-N`: events that match but never fire (threshold far away), N events per request,
   N = 1, 10, 100, 500 (how the cost per event falls with the batch);
@@ -125,6 +126,7 @@ async def scenario_firing(
     name: str,
     n: int,
     per_request: int,
+    pause: float | None = None,
 ) -> dict[str, Any]:
     automation = await create(
         api,
@@ -140,7 +142,9 @@ async def scenario_firing(
     )
     before = await settled(temporal, automation, 0.5)
     events = [event(f"cost.{name}", f"cost.run.{uuid.uuid4()}") for _ in range(n)]
-    await post_all(api, events, per_request, 0.02 if per_request == 1 else 0)
+    if pause is None:
+        pause = 0.02 if per_request == 1 else 0
+    await post_all(api, events, per_request, pause)
     await wait_for_arrivals(receiver, name, n, timeout=120)
     after = await settled(temporal, automation)
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
@@ -221,6 +225,9 @@ async def run(stack: Stack, n: int) -> dict[str, Any]:
         async with stack.client(timeout=60) as api:
             figures["reactive-1"] = await scenario_firing(
                 api, temporal, receiver, "reactive", n // 4, 1
+            )
+            figures["lone-firing"] = await scenario_firing(
+                api, temporal, receiver, "lone", 10, 1, pause=0.5
             )
             figures["burst-100"] = await scenario_firing(api, temporal, receiver, "burst", n, 100)
             for size in (1, 10, 100, 500):

@@ -213,6 +213,22 @@ def rows(ours: dict[str, Any], peer: dict[str, Any] | None) -> list[tuple[str, A
             _get(peer, "proactive", "p99_ms"),
         ),
     ]
+
+    def counted(figures: dict[str, Any] | None, key: str) -> str | None:
+        if not figures or key not in figures:
+            return None
+        row = figures[key]
+        early = f", {row['early']} early" if "early" in row else ""
+        return f"{row['received']} of {row['sent']}{early}"
+
+    table.append(
+        (
+            "  received of sent (reactive / proactive at 10)",
+            f"{counted(ours, 'reactive')} / {counted(ours, 'proactive_10')}",
+            f"{counted(peer, 'reactive')} / {counted(peer, 'proactive')}" if peer else None,
+            "",
+        )
+    )
     if "proactive_10000" in ours:
         table += [
             lower_better(
@@ -225,6 +241,7 @@ def rows(ours: dict[str, Any], peer: dict[str, Any] | None) -> list[tuple[str, A
                 _get(ours, "proactive_10000", "p99_ms"),
                 None,
             ),
+            ("  received of sent", counted(ours, "proactive_10000"), None, ""),
         ]
     table += [
         higher_better(
