@@ -1,6 +1,7 @@
 """Benchmarks against DESIGN.md's targets, printed as JSON figures (never asserted).
 
     python bench/bench.py [--only reactive,proactive,burst,ingest] [--quick]
+    python bench/bench.py --peer prefect [--quick] [--big]    # the side-by-side table
 
 Runs the real stack (Temporal dev server, worker process, API process) on loopback, with a
 local webhook receiver, and measures:
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -29,6 +31,58 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.stack import Stack, running_stack  # noqa: E402
 from tests.support import Receiver  # noqa: E402
+
+
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """CPU time (user + system) of process `pid` and of every live descendant (the worker's
+    template renderers, the API's events writer), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0.0, [pid]
+    ticks = os.sysconf("SC_CLK_TCK")
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        if descendants:
+            todo += children.get(current, [])
+    return total
+
+
+class CpuMeter:
+    """CPU seconds each part of the stack spent between `start()` and `stop()`."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.pids = {
+            "worker": stack.worker.pid if stack.worker else 0,
+            "api": stack.api.pid if stack.api else 0,
+            "temporal": stack.server.process.pid if stack.server.process else 0,
+        }
+        self.before: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        now = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        # the worker's own process, apart from its template renderers
+        now["worker_process"] = cpu_seconds(self.pids["worker"], descendants=False)
+        return now
+
+    def start(self) -> None:
+        self.before = self._now()
+
+    def stop(self) -> dict[str, float]:
+        return {name: value - self.before.get(name, 0.0) for name, value in self._now().items()}
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -67,7 +121,8 @@ def webhook(receiver: Receiver, tag: str) -> dict[str, Any]:
 
 async def create(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
     response = await client.post("/automations/", json=body)
-    response.raise_for_status()
+    if response.status_code >= 400:
+        raise RuntimeError(f"creating {body.get('name')!r}: {response.status_code} {response.text}")
     return response.json()["id"]
 
 
@@ -175,9 +230,12 @@ async def bench_burst(client: httpx.AsyncClient, receiver: Receiver, n: int) -> 
     seen = await wait_for_arrivals(receiver, "burst", n, timeout=300)
     finished = max(seen.values()) if seen else time.time()
     elapsed = finished - started
+    await asyncio.sleep(1)  # a late second call of an action would show now
+    calls = len(receiver.requests_snapshot("/burst"))
     return {
         "events": n,
         "actions_received": len(seen),
+        "duplicates": calls - len(arrivals(receiver, "burst")),
         "accept_s": round(accepted, 2),
         "end_to_end_s": round(elapsed, 2),
         "actions_per_s": round(len(seen) / elapsed, 1),
@@ -270,7 +328,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="reactive,proactive,burst,ingest")
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    parser.add_argument(
+        "--peer",
+        choices=["prefect"],
+        help="also run Prefect's own server through the same scenarios and print one table "
+        "(bench/side_by_side.py)",
+    )
+    parser.add_argument("--table", action="store_true", help="the table of ours alone")
+    parser.add_argument(
+        "--big", action="store_true", help="with --peer/--table: also 10,000 automations (long)"
+    )
     args = parser.parse_args()
+    if args.peer or args.table:
+        from side_by_side import main as side_by_side  # type: ignore[import-not-found]
+
+        side_by_side(args.peer, args.quick, args.big)
+        return
     only = set(args.only.split(","))
     with running_stack(persistent=True) as stack:
         figures = asyncio.run(run(only, args.quick, stack))

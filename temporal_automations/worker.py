@@ -99,6 +99,7 @@ async def run_worker(settings: Settings) -> None:
         aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as http,
         TemplateRenderer() as renderer,  # its rendering processes stop with the worker
     ):
+        renderer.warm()  # ready before the first action, not started by it
         worker = build_worker(client, settings, http, renderer)
         log.info(
             "worker polling task queue %r on %s", settings.task_queue, settings.temporal_address
