@@ -34,5 +34,6 @@ PYTHON=${PYTHON:-python3.11}
 # Temporal's time-skipping test server; under a minute), then the slow one (tests/e2e and
 # tests/page: real processes, Chromium). Each failure fails the script; so does pytest's exit
 # status 5 (it collected no test). Arguments (e.g. `-q -x`) go to both runs.
-.venv/bin/python -m pytest -m "not e2e" "$@"
+# The fast suite runs over every core (pytest-xdist): 54 s on 2 cores, 90 s in one.
+.venv/bin/python -m pytest -m "not e2e" -n auto "$@"
 .venv/bin/python -m pytest -m e2e "$@"

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -61,8 +62,16 @@ def test_there_are_histories_to_replay() -> None:
     assert history_files(), f"no history under {HISTORIES}: capture them with `{CAPTURE}`"
 
 
-async def test_every_recorded_history_replays_on_todays_workflow() -> None:
-    failures = await replay([AutomationWorkflow], history_files())
+def captures() -> list[Path]:
+    """The capture folders (one per patch, and the first captures at the top), so that the
+    replay splits into tests that run in parallel (pytest -n)."""
+    return sorted({path.parent for path in history_files()})
+
+
+@pytest.mark.parametrize("capture", captures(), ids=lambda path: path.name)
+async def test_every_recorded_history_replays_on_todays_workflow(capture: Path) -> None:
+    files = [path for path in history_files() if path.parent == capture]
+    failures = await replay([AutomationWorkflow], files)
     assert not failures, (
         "these recorded runs no longer replay: a change altered the commands a running "
         "workflow issues; guard it with workflow.patched() and keep these histories\n"
