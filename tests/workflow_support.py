@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
 from temporalio.client import Client, WorkflowHandle
 
 from temporal_automations.activities.rendering import TemplateRenderer
@@ -134,19 +134,24 @@ async def run_histories(client: Client, workflow_id_: str, first_run_id: str) ->
     return histories
 
 
-def workflow_task_report(histories: list[Any]) -> tuple[int, float]:
-    """How many workflow tasks failed or timed out, and the longest one that completed
-    (seconds from started to completed), over all `histories`."""
-    problems, longest = 0, 0.0
-    bad = {
-        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
-    }
+def workflow_task_report(histories: list[Any]) -> tuple[list[str], float]:
+    """The workflow tasks that failed or timed out, each in words (its cause and message, or
+    its timeout's kind), and the longest one that completed (seconds from started to
+    completed), over all `histories`."""
+    problems: list[str] = []
+    longest = 0.0
+    started = None
     for history in histories:
-        started = None
         for event in history.events:
-            if event.event_type in bad:
-                problems += 1
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                failed = event.workflow_task_failed_event_attributes
+                cause = WorkflowTaskFailedCause.Name(failed.cause)
+                problems.append(
+                    f"event {event.event_id}: failed, {cause}: {failed.failure.message}"
+                )
+            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                kind = TimeoutType.Name(event.workflow_task_timed_out_event_attributes.timeout_type)
+                problems.append(f"event {event.event_id}: timed out, {kind}")
             elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
                 started = event.event_time.ToDatetime()
             elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and started:
