@@ -565,31 +565,17 @@ class AutomationWorkflow:
                     )
                     result.detail = detail[:MAX_ERROR_TEXT]
                     result.status = "executed"
-                    self._log(
-                        logging.DEBUG,
-                        "action %d (%s) executed: %s",
-                        index,
-                        action.type,
-                        result.detail,
-                        firing_id=str(firing_id),
-                        action_index=index,
-                        action_type=action.type,
-                    )
+                    self._log_action(logging.DEBUG, result, firing_id)
                     self._lifecycle(
                         automation, firing, firing_id, "executed", index, action, follows=started
                     )
                 except FailureError as error:
                     result.status = "failed"
                     result.detail = _reason(error)[:MAX_ERROR_TEXT]
-                    self._log(
+                    self._log_action(
                         logging.WARNING,
-                        "action %d (%s) failed: %s",
-                        index,
-                        action.type,
-                        result.detail,
-                        firing_id=str(firing_id),
-                        action_index=index,
-                        action_type=action.type,
+                        result,
+                        firing_id,
                         error_type=_error_type(error),
                     )
                     self._lifecycle(
@@ -764,6 +750,21 @@ class AutomationWorkflow:
         if workflow.logger.isEnabledFor(level):
             extra = {"automation_id": str(self.automation.id), **fields}
             workflow.logger.log(level, message, *args, extra=extra)
+
+    def _log_action(self, level: int, result: ActionResult, firing_id: UUID, **fields: Any) -> None:
+        """One record per action outcome: `result`'s status and detail, with its firing."""
+        self._log(
+            level,
+            "action %d (%s) %s: %s",
+            result.index,
+            result.type,
+            result.status,
+            result.detail,
+            firing_id=str(firing_id),
+            action_index=result.index,
+            action_type=result.type,
+            **fields,
+        )
 
     # ------------------------------------------------------------------ memo and search attributes
 
