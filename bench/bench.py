@@ -171,22 +171,39 @@ async def bench_reactive(client: httpx.AsyncClient, receiver: Receiver, n: int) 
     return {"received": len(latencies), "sent": n, **summary_ms(latencies)}
 
 
+def counting_automation(name: str, expect: str, **trigger: Any) -> dict[str, Any]:
+    """An automation that counts the events it matches and never fires (100,000 an hour)."""
+    return {
+        "name": name,
+        "trigger": {
+            "posture": "Reactive",
+            "expect": [expect],
+            "threshold": 100_000,
+            "within": 3600,
+            **trigger,
+        },
+        "actions": [{"type": "do-nothing"}],
+    }
+
+
+def proactive_automation(action: dict[str, Any], within: float) -> dict[str, Any]:
+    """`bench.finished` expected within `within` seconds of `bench.started`, per resource."""
+    return {
+        "name": "bench proactive",
+        "trigger": {
+            "posture": "Proactive",
+            "after": ["bench.started"],
+            "expect": ["bench.finished"],
+            "for_each": ["prefect.resource.id"],
+            "within": within,
+        },
+        "actions": [action],
+    }
+
+
 async def bench_proactive(client: httpx.AsyncClient, receiver: Receiver, n: int) -> dict[str, Any]:
     within = 10.0
-    await create(
-        client,
-        {
-            "name": "bench proactive",
-            "trigger": {
-                "posture": "Proactive",
-                "after": ["bench.started"],
-                "expect": ["bench.finished"],
-                "for_each": ["prefect.resource.id"],
-                "within": within,
-            },
-            "actions": [webhook(receiver, "proactive")],
-        },
-    )
+    await create(client, proactive_automation(webhook(receiver, "proactive"), within))
     deadlines: dict[str, float] = {}
     for _ in range(n):
         resource_id = f"bench.run.{uuid.uuid4()}"
@@ -247,17 +264,7 @@ async def bench_ingest(
 ) -> dict[str, Any]:
     # One counting automation sees a known share of the traffic; the rest never match.
     counter = await create(
-        client,
-        {
-            "name": "bench ingest counter",
-            "trigger": {
-                "posture": "Reactive",
-                "expect": ["bench.ingest.counted"],
-                "threshold": 100_000,
-                "within": 3600,
-            },
-            "actions": [{"type": "do-nothing"}],
-        },
+        client, counting_automation("bench ingest counter", "bench.ingest.counted")
     )
     for index in range(automations - 1):
         await create(

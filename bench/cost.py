@@ -36,7 +36,13 @@ from temporalio.client import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import create, event, wait_for_arrivals, webhook  # noqa: E402
+from bench import (  # noqa: E402
+    counting_automation,
+    create,
+    event,
+    wait_for_arrivals,
+    webhook,
+)
 from temporal_automations.temporal import workflow_id  # noqa: E402
 from tests.stack import Stack, running_stack  # noqa: E402
 from tests.support import Receiver  # noqa: E402
@@ -162,17 +168,7 @@ async def scenario_quiet(
     name = f"quiet-{per_request}-{keys}"
     automation = await create(
         api,
-        {
-            "name": f"cost {name}",
-            "trigger": {
-                "posture": "Reactive",
-                "expect": [f"cost.{name}"],
-                "for_each": ["prefect.resource.id"],
-                "threshold": 100_000,
-                "within": 3600,
-            },
-            "actions": [{"type": "do-nothing"}],
-        },
+        counting_automation(f"cost {name}", f"cost.{name}", for_each=["prefect.resource.id"]),
     )
     before = await settled(temporal, automation, 0.5)
     events = [event(f"cost.{name}", f"cost.key.{index % keys}") for index in range(n)]

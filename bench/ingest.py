@@ -39,6 +39,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import counting_automation  # type: ignore[import-not-found]  # noqa: E402
 from tests.stack import running_stack  # noqa: E402
 
 AUTOMATIONS = 100
@@ -81,16 +82,7 @@ async def create_automations(client: httpx.AsyncClient, count: int = AUTOMATIONS
     for index in range(count):
         response = await client.post(
             "/automations/",
-            json={
-                "name": f"bench ingest {index}",
-                "trigger": {
-                    "posture": "Reactive",
-                    "expect": [NAME.format(index)],
-                    "threshold": 100_000,
-                    "within": 3600,
-                },
-                "actions": [{"type": "do-nothing"}],
-            },
+            json=counting_automation(f"bench ingest {index}", NAME.format(index)),
         )
         if response.status_code != 201:
             raise RuntimeError(f"automation {index}: {response.status_code} {response.text}")

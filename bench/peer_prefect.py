@@ -17,7 +17,15 @@ from typing import Any
 import httpx
 from scale import rss_mb  # type: ignore[import-not-found]
 
-from bench import arrivals, event, load, summary_ms, wait_for_arrivals  # type: ignore[import-not-found]
+from bench import (  # type: ignore[import-not-found]
+    arrivals,
+    counting_automation,
+    event,
+    load,
+    proactive_automation,
+    summary_ms,
+    wait_for_arrivals,
+)
 from tests.prefect_server import PrefectServer, running_prefect_server
 from tests.support import Receiver
 
@@ -106,20 +114,7 @@ async def proactive(
     client: httpx.AsyncClient, receiver: Receiver, block: str, n: int
 ) -> dict[str, Any]:
     tag, within = "prefect-proactive", 10.0
-    await create(
-        client,
-        {
-            "name": "bench proactive",
-            "trigger": {
-                "posture": "Proactive",
-                "after": ["bench.started"],
-                "expect": ["bench.finished"],
-                "for_each": ["prefect.resource.id"],
-                "within": within,
-            },
-            "actions": [hook(block)],
-        },
-    )
+    await create(client, proactive_automation(hook(block), within))
     await asyncio.sleep(2)  # loaded asynchronously (a reactive probe cannot tell for this one)
     deadlines: dict[str, float] = {}
     for _ in range(n):
@@ -202,19 +197,7 @@ async def ingest_all_matching(
     Prefect accepts into an in-memory queue; what it then loses is not counted here."""
     receiver.clear()
     for index in range(automations):
-        await create(
-            client,
-            {
-                "name": f"bench ingest {index}",
-                "trigger": {
-                    "posture": "Reactive",
-                    "expect": [f"bench.all.{index}"],
-                    "threshold": 100_000,
-                    "within": 3600,
-                },
-                "actions": [{"type": "do-nothing"}],
-            },
-        )
+        await create(client, counting_automation(f"bench ingest {index}", f"bench.all.{index}"))
     await asyncio.sleep(2)  # loaded asynchronously
     sent = 0
     started = time.monotonic()

@@ -33,6 +33,7 @@ from bench import (  # type: ignore[import-not-found]
     bench_ingest,
     bench_proactive,
     bench_reactive,
+    counting_automation,
     create,
     event,
     load,
@@ -52,17 +53,7 @@ async def ingest_all_matching(
     for index in range(automations):
         ids.append(
             await create(
-                api,
-                {
-                    "name": f"bench ingest all {index}",
-                    "trigger": {
-                        "posture": "Reactive",
-                        "expect": [f"bench.all.{index}"],
-                        "threshold": 100_000,
-                        "within": 3600,
-                    },
-                    "actions": [{"type": "do-nothing"}],
-                },
+                api, counting_automation(f"bench ingest all {index}", f"bench.all.{index}")
             )
         )
     sent = 0
