@@ -150,8 +150,12 @@ async def test_resync_puts_right_what_the_feed_missed(server: DevServer) -> None
     second = await new_store(server, "scale-resync")
     kept = await first.create(core("kept", "scale.resync.kept"))
     removed = await first.create(core("removed", "scale.resync.removed"))
-    await second.load()
-    assert removed.id in second.catalog
+
+    async def loaded_both() -> bool:  # visibility indexes a new workflow a moment later
+        await second.load()
+        return kept.id in second.catalog and removed.id in second.catalog
+
+    await until(loaded_both)
     await first.delete(removed.id)
     added = await first.create(core("added", "scale.resync.added"))
 
