@@ -101,11 +101,18 @@ def die_with_parent() -> None:
         pass
 
 
-# The timer queue's look-ahead shift. At its default of 1 s, a timer due less than a second
-# ahead can fire up to a second late. Measured here with the proactive benchmark (100 deadlines
-# 100 ms apart): 1 s -> p99 978 ms late; 50 ms -> 278; 100 ms -> 272; 300 ms -> 285;
-# 200 ms -> 188 (twice). Proactive deadlines need it.
-ON_TIME_TIMERS = {"history.timerProcessorMaxTimeShift": '"200ms"'}
+# The timer queue, tuned for deadlines on time. Two limits made a timer late, each measured
+# with one workflow sleeping 50-145 ms at a time, 25 times (/tmp probes, 2 quiet cores):
+# - the look-ahead shift (default 1 s): a timer due sooner than the shift ahead is moved past
+#   the queue's read level, so it fires up to a shift late (1 s -> 804-946 ms late; 200 ms ->
+#   37-147 ms late);
+# - the queue's reads per second (default 20): a timer due just after a read waits for the next
+#   one (at 1 ms shift, 4 of 25 timers were 59-207 ms late; at 1,000 reads/s none: 1-8 ms).
+# Reads happen only when a timer is due, so neither costs anything on an idle server.
+ON_TIME_TIMERS = {
+    "history.timerProcessorMaxTimeShift": '"1ms"',
+    "history.timerProcessorMaxPollRPS": "1000",
+}
 
 # Flag a workflow with the TemporalReportedProblems search attribute once 2 workflow tasks in a
 # row failed or timed out (it clears after one succeeds): /api/health lists wedged automations
