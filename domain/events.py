@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4  # noqa: TID251 - the HTTP edge's default, never in a workflow
 
 from pydantic import (
     BaseModel,
@@ -58,7 +58,7 @@ _PARSED_UTC = TypeAdapter(datetime).validate_json('"2000-01-01T00:00:00Z"').tzin
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(UTC)  # noqa: TID251 - the HTTP edge's default, never in a workflow
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -13,7 +13,7 @@ import json
 import math
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4  # noqa: TID251 - the HTTP edge's default, never in a workflow
 
 from pydantic import (
     ConfigDict,

@@ -16,7 +16,8 @@ from datetime import timedelta
 
 import aiohttp
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from temporal_automations.activities.actions import ActionActivities
 from temporal_automations.activities.log_context import ActionLogContext
@@ -75,6 +76,13 @@ def build_worker(
         activities=activities,
         interceptors=[ActionLogContext()],  # automation and firing ids on activities' records
         max_concurrent_activities=200,
+        # Every activation and every payload in it went through an `exec` inside the sandbox
+        # (temporalio 1.35): ~40% of a workflow task's CPU. The workflow code is deterministic
+        # by construction (workflow.now/uuid4, the layer rules), replay-tested, and the
+        # workflow tests run it sandboxed; production may opt back in (WORKFLOW_SANDBOX).
+        workflow_runner=(
+            SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
+        ),
         # The workflow cache is what the worker's memory grows with (measured by
         # bench/scale.py, ~300 KB per cached automation); an automation out of it replays its
         # (short) history when it is needed again.

@@ -46,6 +46,9 @@ async def running_worker(
         task_queue=task_queue,
         api_url=f"{receiver.url}/api",  # lifecycle events go to the receiver's /api/events
         allow_private_webhooks=allow_private_webhooks,
+        # Sandboxed here (production runs without it): a non-deterministic call in workflow
+        # or domain code fails these tests.
+        workflow_sandbox=True,
     )
     async with (
         aiohttp.ClientSession() as http,
