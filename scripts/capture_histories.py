@@ -292,6 +292,21 @@ async def proactive_deadline(stage: Stage) -> None:
     await stage.lifecycle({TRIGGERED: 1, RESOLVED: 1, ACTION_TRIGGERED: 2, ACTION_EXECUTED: 2})
 
 
+async def proactive_deadlines_close(stage: Stage) -> None:
+    """Two stuck runs 3 s apart: the second deadline is armed while the first one's webhook runs
+    (as a local activity, which holds that workflow task open)."""
+    handle = await stage.start(
+        automation(STUCK_FOR_10_S, [stage.webhook("/stuck", "{{ event.resource.id }}")])
+    )
+    for run in ("prefect.flow-run.first", "prefect.flow-run.second"):
+        await deliver_events(
+            handle, [event("prefect.flow-run.Running", run, occurred=datetime.now(UTC))]
+        )
+        await asyncio.sleep(3)
+    await stage.calls("/stuck", 2, timeout=40)
+    await stage.lifecycle({TRIGGERED: 2, ACTION_TRIGGERED: 2, ACTION_EXECUTED: 2})
+
+
 async def lagging_bridge(stage: Stage) -> None:
     """Semantics v2: a bridge reports lag, holding a stuck-run deadline; the deadline fires
     once the lag is reported gone. A second Running does not move the deadline."""
@@ -515,6 +530,10 @@ def scheduled(activity: str) -> Callable[[Events], bool]:
     )
 
 
+def timers_fired(events: Events) -> int:
+    return sum(1 for e in events if e.event_type == E.EVENT_TYPE_TIMER_FIRED)
+
+
 def signals(count: int) -> Callable[[Events], bool]:
     kind = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     return lambda events: sum(e.event_type == kind for e in events) == count
@@ -561,6 +580,11 @@ SCENARIOS = [
         "proactive-deadline",
         proactive_deadline,
         {"timer fired": has(E.EVENT_TYPE_TIMER_STARTED, E.EVENT_TYPE_TIMER_FIRED)},
+    ),
+    Scenario(
+        "proactive-deadlines-close",
+        proactive_deadlines_close,
+        {"armed early, then on time": lambda events: timers_fired(events) >= 3},
     ),
     Scenario(
         "pause-resume-replace",

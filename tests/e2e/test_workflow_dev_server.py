@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from temporal_automations.domain.events import Event
 from temporal_automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME
-from temporal_automations.workflows.automation import MAX_SIGNALS_PER_RUN, AutomationWorkflow
+from temporal_automations.workflows.automation import (
+    MAX_SIGNALS_PER_RUN,
+    YIELD_TASK,
+    AutomationWorkflow,
+)
 from tests.support import (
     STUCK_TRIGGER,
     Receiver,
@@ -136,3 +142,46 @@ async def test_memo_and_search_attributes_describe_the_automation(
             return [w.id async for w in dev_client.list_workflows(query)]
 
         assert await eventually_async(listed, 5, what="the workflow listed") == [handle.id]
+
+
+async def test_a_deadline_armed_beside_a_running_webhook_is_armed_early(
+    dev_client: Client, receiver: Receiver
+) -> None:
+    """Two stuck runs 3 s apart: the second deadline is armed while the first firing's webhook
+    runs as a local activity, in a task the server completes (and starts its timers) only when
+    the webhook returns. That timer is armed to fire at once, and the deadline re-armed in the
+    next task; no webhook comes before its deadline."""
+    automation = make_automation(
+        {**STUCK_TRIGGER, "within": 10},
+        [webhook_action(receiver, "/stuck", "{{ event.resource.id }}")],
+    )
+    async with (
+        running_worker(dev_client, receiver) as task_queue,
+        automation_workflow(dev_client, task_queue, automation) as handle,
+    ):
+        deadlines: dict[str, datetime] = {}
+        for name in ("first", "second"):
+            occurred = datetime.now(UTC)
+            await deliver(handle, make_event("prefect.flow-run.Running", name, occurred=occurred))
+            deadlines[name] = occurred + timedelta(seconds=10)
+            await asyncio.sleep(3)
+        calls = await receiver.arrived(2, "/stuck", timeout=30)
+        for call in calls:
+            assert call.received_at >= deadlines[call.body.decode()].timestamp()
+
+        events = {e.event_id: e for e in (await handle.fetch_history()).events}
+        local_activity_tasks = {
+            e.marker_recorded_event_attributes.workflow_task_completed_event_id
+            for e in events.values()
+            if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+            and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        }
+        held_timers = [
+            e.timer_started_event_attributes
+            for e in events.values()
+            if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+            and e.timer_started_event_attributes.workflow_task_completed_event_id
+            in local_activity_tasks
+        ]
+        assert held_timers, "the first firing's task armed no timer"
+        assert all(timer.start_to_fire_timeout.ToTimedelta() == YIELD_TASK for timer in held_timers)
