@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, Protocol, cast
 from uuid import UUID
 
-from jinja2 import ChainableUndefined, Template, TemplateError, meta, pass_eval_context
+from jinja2 import ChainableUndefined, Template, TemplateError, meta, nodes, pass_eval_context
 from jinja2.filters import make_attrgetter
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
@@ -250,6 +250,38 @@ def _variables(template: str) -> frozenset[str]:
         return frozenset(meta.find_undeclared_variables(_environment.parse(template)))
     except TemplateError as error:
         raise TemplateRenderError(f"template does not parse: {error}") from error
+
+
+# What a template made only of text and substitutions of looked-up values contains
+# (`{{ event.resource.id or labels["prefect.resource.id"] }}`): names, attributes, constant
+# keys, and choices between them (`or`, `and`, `not`, `a if b else c`); no filter, call, test,
+# arithmetic, comparison, loop or assignment.
+_LOOKUP_NODES = (
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Name,
+    nodes.Getattr,
+    nodes.Getitem,
+    nodes.Const,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.CondExpr,
+)
+
+
+@lru_cache(maxsize=1024)
+def is_plain_lookup(template: str) -> bool:
+    """Whether `template` only prints values it looks up: its time and memory are those of the
+    values printed (the context's own, bounded), so it needs no process of its own to bound
+    them. Most action templates are (`{{ event.resource.id }}`, `{{ flow_run.name }}`)."""
+    if not has_template_syntax(template):
+        return True
+    try:
+        tree = _environment.parse(template)
+    except TemplateError:
+        return False  # rendering reports it
+    return all(isinstance(node, _LOOKUP_NODES) for node in tree.find_all(nodes.Node))
 
 
 @lru_cache(maxsize=1024)

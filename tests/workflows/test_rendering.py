@@ -23,7 +23,12 @@ from temporal_automations.activities.prefect import PrefectActivities, PrefectCl
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.requests import ActionRequest, AutomationSummary
 from temporal_automations.domain.automations import DEFAULT_BODY, DEFAULT_SUBJECT
-from temporal_automations.domain.templates import TemplateRenderError, action_context, render
+from temporal_automations.domain.templates import (
+    TemplateRenderError,
+    action_context,
+    is_plain_lookup,
+    render,
+)
 from temporal_automations.settings import Settings
 from tests.domain.builders import automation, uid
 from tests.domain.test_templates import firing
@@ -36,6 +41,8 @@ SLOW = (
 )
 # 600 MB in one string: past the 512 MB limit, and a way to use memory the sandbox allows.
 HUNGRY = "{{ 'x'.center(600 * 1024 * 1024) }}"
+# An expression, not a lookup: rendered in a child process.
+COMPUTED = "{{ 1 + 1 }}"
 PAYLOAD = '{"key": "{{ event.resource.id or labels[\'prefect.resource.id\'] }}"}'
 
 
@@ -71,8 +78,24 @@ async def test_plain_strings_never_start_a_process(renderer: TemplateRenderer) -
     assert renderer.pids == []
 
 
+async def test_a_template_that_only_looks_values_up_renders_without_a_process(
+    renderer: TemplateRenderer,
+) -> None:
+    ctx = context()
+    lookups = [PAYLOAD, "id={{ labels['prefect.resource.id'] }}", "{{ x.y if z else not w }}"]
+    assert await renderer.render(lookups, ctx) == [render(t, ctx) for t in lookups]
+    assert renderer.pids == []
+    # a filter, a call, an operator or a loop goes to a process
+    for template in ["{{ event.event | upper }}", "{{ event.event.upper() }}", COMPUTED, SLOW]:
+        assert not is_plain_lookup(template)
+    assert await renderer.render(["{{ event.event | upper }}"], ctx) == [
+        render("{{ event.event | upper }}", ctx)
+    ]
+    assert renderer.pids != []
+
+
 async def test_template_errors_come_back_with_their_reason(renderer: TemplateRenderer) -> None:
-    await renderer.render(["{{ 1 }}"], {})
+    await renderer.render([COMPUTED], {})
     pids = renderer.pids
     with pytest.raises(TemplateRenderError, match="division by zero"):
         await renderer.render(["{{ 1 / 0 }}"], {})
@@ -94,7 +117,7 @@ async def test_concurrent_renders_each_get_their_own_answer(renderer: TemplateRe
 
 
 async def test_a_slow_template_is_stopped_after_the_time_limit(renderer: TemplateRenderer) -> None:
-    await renderer.render(["{{ 1 }}"], {})
+    await renderer.render([COMPUTED], {})
     await eventually_async(lambda: renderer.idle == 2, 10, 0.01)  # the pool is up
     before = set(renderer.pids)
     started = time.monotonic()
@@ -112,7 +135,7 @@ async def test_a_slow_template_is_stopped_after_the_time_limit(renderer: Templat
 
 async def test_the_time_limit_is_a_constructor_argument() -> None:
     async with TemplateRenderer(time_limit=0.3) as quick:
-        await quick.render(["{{ 1 }}"], {})
+        await quick.render([COMPUTED], {})
         started = time.monotonic()
         with pytest.raises(TemplateRenderError, match="took longer than 0.3 s"):
             await quick.render([SLOW], {})
@@ -122,7 +145,7 @@ async def test_the_time_limit_is_a_constructor_argument() -> None:
 async def test_the_event_loop_keeps_running_while_a_template_spins(
     renderer: TemplateRenderer,
 ) -> None:
-    await renderer.render(["{{ 1 }}"], {})
+    await renderer.render([COMPUTED], {})
     await eventually_async(lambda: renderer.idle == 2, 10, 0.01)
     # Between consecutive ticks: wall time, and CPU time of this (the event loop's) thread. A
     # render on the loop would show up in both as the whole render; a busy machine can stretch
@@ -143,7 +166,7 @@ async def test_the_event_loop_keeps_running_while_a_template_spins(
     ticking = asyncio.create_task(ticker())
     slow = asyncio.create_task(renderer.render([SLOW], {}))
     # Meanwhile another action's template renders in the other process.
-    assert await renderer.render(["{{ n }}"], {"n": 7}) == ["7"]
+    assert await renderer.render(["{{ n + 0 }}"], {"n": 7}) == ["7"]
     assert not slow.done()
     with pytest.raises(TemplateRenderError, match="took longer than 1 s"):
         await slow
@@ -157,14 +180,14 @@ async def test_the_event_loop_keeps_running_while_a_template_spins(
 async def test_a_cancelled_render_does_not_leak_its_answer_into_the_next(
     renderer: TemplateRenderer,
 ) -> None:
-    await renderer.render(["{{ 1 }}"], {})
+    await renderer.render([COMPUTED], {})
     await eventually_async(lambda: renderer.idle == 2, 10, 0.01)
     slow = asyncio.create_task(renderer.render([SLOW + "late"], {}))
     await eventually_async(lambda: renderer.idle == 1, 10, 0.01)  # the slow one holds a process
     slow.cancel()
     with pytest.raises(asyncio.CancelledError):
         await slow
-    answers = await asyncio.gather(*(renderer.render(["{{ n }}"], {"n": n}) for n in range(20)))
+    answers = await asyncio.gather(*(renderer.render(["{{ n + 0 }}"], {"n": n}) for n in range(20)))
     assert answers == [[str(n)] for n in range(20)]
 
 
@@ -172,7 +195,7 @@ async def test_a_cancelled_render_does_not_leak_its_answer_into_the_next(
 
 
 async def test_a_memory_hungry_template_is_refused(renderer: TemplateRenderer) -> None:
-    await renderer.render(["{{ 1 }}"], {})
+    await renderer.render([COMPUTED], {})
     before = set(renderer.pids)
     with pytest.raises(TemplateRenderError) as error:
         await renderer.render([HUNGRY], {})
@@ -193,36 +216,36 @@ async def test_the_memory_limit_is_a_constructor_argument() -> None:
 
 
 async def test_a_process_killed_from_outside_is_replaced(renderer: TemplateRenderer) -> None:
-    await renderer.render(["{{ 1 }}"], {})
+    await renderer.render([COMPUTED], {})
     await eventually_async(lambda: renderer.idle == 2, 10, 0.01)
     victim = renderer.pids[0]
     os.kill(victim, signal.SIGKILL)
     await eventually_async(
         lambda: victim not in renderer.pids and len(renderer.pids) == 2, 10, 0.01
     )
-    answers = await asyncio.gather(*(renderer.render(["{{ n }}"], {"n": n}) for n in range(10)))
+    answers = await asyncio.gather(*(renderer.render(["{{ n + 0 }}"], {"n": n}) for n in range(10)))
     assert answers == [[str(n)] for n in range(10)]
 
 
 async def test_close_kills_every_process_and_refuses_further_renders() -> None:
     renderer = TemplateRenderer()
-    await renderer.render(["{{ 1 }}"], {})
+    await renderer.render([COMPUTED], {})
     await eventually_async(lambda: len(renderer.pids) == 2, 10, 0.01)
     pids = renderer.pids
     renderer.close()
     await renderer.wait_closed()
     assert not any(alive(pid) for pid in pids)
     with pytest.raises(RuntimeError, match="closed"):
-        await renderer.render(["{{ 1 }}"], {})
+        await renderer.render([COMPUTED], {})
     assert await renderer.render(["plain"], {}) == ["plain"]  # needs no process
 
 
 async def test_close_wakes_renders_waiting_for_a_process() -> None:
     renderer = TemplateRenderer(processes=1)
     try:
-        await renderer.render(["{{ 1 }}"], {})
+        await renderer.render([COMPUTED], {})
         busy = asyncio.create_task(renderer.render([SLOW], {}))
-        waiting = asyncio.create_task(renderer.render(["{{ 2 }}"], {}))
+        waiting = asyncio.create_task(renderer.render(["{{ 2 + 0 }}"], {}))
         # Both tasks have run up to their first wait: `busy` holds the only process and
         # `waiting` waits for it.
         await eventually_async(lambda: renderer.idle == 0, 10, 0.01)
@@ -241,9 +264,9 @@ async def test_renders_fail_rather_than_wait_when_no_process_can_start(
     monkeypatch.setenv("PYTHONHOME", "/nonexistent")  # the children's Python cannot start
     async with TemplateRenderer() as broken:
         with pytest.raises(RuntimeError, match="could start: the process exited with code"):
-            await broken.render(["{{ 1 }}"], {})
+            await broken.render([COMPUTED], {})
         with pytest.raises(RuntimeError, match="no template-rendering process could start"):
-            await broken.render(["{{ 2 }}"], {})
+            await broken.render(["{{ 2 + 0 }}"], {})
         assert await broken.render(["plain"], {}) == ["plain"]  # needs no process
 
 
