@@ -84,8 +84,8 @@ def build_worker(
             SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
         ),
         # The workflow cache is what the worker's memory grows with (measured by
-        # bench/scale.py, ~300 KB per cached automation); an automation out of it replays its
-        # (short) history when it is needed again.
+        # bench/scale.py, ~115 KB per cached automation, ~300 KB sandboxed); an automation
+        # out of it replays its (short) history when it is needed again.
         max_cached_workflows=settings.max_cached_workflows,
         # For 10 s after a worker's last poll the server still routes its workflows' tasks to
         # its sticky queue; after a crash they wait there this long before any worker may take
