@@ -3,6 +3,8 @@ reads in `prefect.automation.action.failed`; transient ones raise plain errors a
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +18,13 @@ from temporal_automations.activities.http import RefusedAnswer, fail, send
 from temporal_automations.activities.outbound import OutboundPolicy
 from temporal_automations.activities.prefect import PrefectClient
 from temporal_automations.activities.rendering import TemplateRenderer
-from temporal_automations.activities.requests import ActionRequest
+from temporal_automations.activities.requests import (
+    CALL_WEBHOOKS,
+    ActionRequest,
+    WebhookBatch,
+    WebhookBatchItem,
+    WebhookOutcome,
+)
 from temporal_automations.domain.automations import (
     CallWebhook,
     PauseAutomation,
@@ -27,7 +35,14 @@ from temporal_automations.domain.events import Event
 from temporal_automations.domain.secrets import SecretUnavailable, open_secret
 from temporal_automations.domain.targets import NoTarget, target_id
 from temporal_automations.domain.templates import TemplateRenderError, action_context
+from temporal_automations.logs import bind
 from temporal_automations.settings import Settings, secret_box
+
+log = logging.getLogger("automations.activities")
+# A batch's webhooks in flight at once, and how long one may take before it counts as a
+# transient failure (under the batch's own timeout, so one slow target fails alone).
+WEBHOOKS_AT_ONCE = 32
+BATCHED_WEBHOOK_TIMEOUT = 10.0
 
 
 class ActionActivities:
@@ -71,6 +86,44 @@ class ActionActivities:
 
     @activity.defn(name="call_webhook")
     async def call_webhook(self, request: ActionRequest) -> str:
+        return await self._call_webhook(request)
+
+    @activity.defn(name=CALL_WEBHOOKS)
+    async def call_webhooks(self, batch: WebhookBatch) -> list[WebhookOutcome]:
+        """Each item of `batch` exactly as `call_webhook` calls it, WEBHOOKS_AT_ONCE at a time;
+        an item's failure is its outcome, never this activity's: the workflow retries the
+        transient ones alone, as regular activities (workflows/automation.py)."""
+        at_once = asyncio.Semaphore(WEBHOOKS_AT_ONCE)
+
+        async def one(item: WebhookBatchItem) -> WebhookOutcome:
+            request = batch.request(item)
+            with bind(firing_id=str(item.firing_id), action_index=item.action_index):
+                async with at_once:
+                    try:
+                        detail = await asyncio.wait_for(
+                            self._call_webhook(request), BATCHED_WEBHOOK_TIMEOUT
+                        )
+                    except ApplicationError as error:
+                        return WebhookOutcome(
+                            status="failed",
+                            detail=error.message,
+                            permanent=error.non_retryable,
+                            error_type=error.type,
+                        )
+                    except Exception as error:  # transient: retried (a regular activity)
+                        log.info(
+                            "call_webhook of a batch failed: %s",
+                            error,
+                            extra={"error_type": type(error).__name__},
+                        )
+                        return WebhookOutcome(
+                            status="failed", detail=str(error), error_type=type(error).__name__
+                        )
+                return WebhookOutcome(status="executed", detail=detail)
+
+        return list(await asyncio.gather(*(one(item) for item in batch.items)))
+
+    async def _call_webhook(self, request: ActionRequest) -> str:
         action = request.action
         assert isinstance(action, CallWebhook)
         (body,) = await self._render(request, action.payload)
@@ -175,6 +228,7 @@ class ActionActivities:
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.call_webhook,
+            self.call_webhooks,
             self.send_notification,
             self.set_automation_enabled,
             self.emit_events,
