@@ -34,7 +34,11 @@ from temporal_automations.domain.automations import (
 from temporal_automations.domain.events import Event
 from temporal_automations.domain.secrets import SecretUnavailable, open_secret
 from temporal_automations.domain.targets import NoTarget, target_id
-from temporal_automations.domain.templates import TemplateRenderError, action_context
+from temporal_automations.domain.templates import (
+    TemplateRenderError,
+    action_context,
+    template_variables,
+)
 from temporal_automations.logs import bind
 from temporal_automations.settings import Settings, secret_box
 
@@ -75,8 +79,9 @@ class ActionActivities:
     async def _render(self, request: ActionRequest, *templates: str) -> list[str]:
         """Render an action's templates off the event loop, bounded in time and memory (a
         violation fails this action); Prefect objects are fetched only if they use them."""
-        context = action_context(request.automation, request.firing, request.firing_id)
         try:
+            names = set().union(*(template_variables(template) for template in templates))
+            context = action_context(request.automation, request.firing, request.firing_id, names)
             context |= await self.prefect.template_objects(request, list(templates))
             return await self.renderer.render(list(templates), context)
         except TemplateRenderError as error:
@@ -93,35 +98,39 @@ class ActionActivities:
         """Each item of `batch` exactly as `call_webhook` calls it, WEBHOOKS_AT_ONCE at a time;
         an item's failure is its outcome, never this activity's: the workflow retries the
         transient ones alone, as regular activities (workflows/automation.py)."""
-        at_once = asyncio.Semaphore(WEBHOOKS_AT_ONCE)
 
         async def one(item: WebhookBatchItem) -> WebhookOutcome:
             request = batch.request(item)
             with bind(firing_id=str(item.firing_id), action_index=item.action_index):
-                async with at_once:
-                    try:
-                        detail = await asyncio.wait_for(
-                            self._call_webhook(request), BATCHED_WEBHOOK_TIMEOUT
-                        )
-                    except ApplicationError as error:
-                        return WebhookOutcome(
-                            status="failed",
-                            detail=error.message,
-                            permanent=error.non_retryable,
-                            error_type=error.type,
-                        )
-                    except Exception as error:  # transient: retried (a regular activity)
-                        log.info(
-                            "call_webhook of a batch failed: %s",
-                            error,
-                            extra={"error_type": type(error).__name__},
-                        )
-                        return WebhookOutcome(
-                            status="failed", detail=str(error), error_type=type(error).__name__
-                        )
-                return WebhookOutcome(status="executed", detail=detail)
+                try:
+                    detail = await asyncio.wait_for(
+                        self._call_webhook(request), BATCHED_WEBHOOK_TIMEOUT
+                    )
+                except ApplicationError as error:
+                    return WebhookOutcome(
+                        status="failed",
+                        detail=error.message,
+                        permanent=error.non_retryable,
+                        error_type=error.type,
+                    )
+                except Exception as error:  # transient: retried (a regular activity)
+                    log.info(
+                        "call_webhook of a batch failed: %s",
+                        error,
+                        extra={"error_type": type(error).__name__},
+                    )
+                    return WebhookOutcome(
+                        status="failed", detail=str(error), error_type=type(error).__name__
+                    )
+            return WebhookOutcome(status="executed", detail=detail)
 
-        return list(await asyncio.gather(*(one(item) for item in batch.items)))
+        outcomes: list[WebhookOutcome] = []
+        items = batch.items
+        for start in range(0, len(items), WEBHOOKS_AT_ONCE):  # the workflow sends fewer
+            outcomes += await asyncio.gather(
+                *(one(item) for item in items[start : start + WEBHOOKS_AT_ONCE])
+            )
+        return outcomes
 
     async def _call_webhook(self, request: ActionRequest) -> str:
         action = request.action

@@ -202,6 +202,7 @@ class _QueuedBatch:
 
     items: list[QueuedFiring]
     request: WebhookBatch
+    encoded: RawValue  # `request` as its payload
 
 
 # --------------------------------------------------------------------------- the workflow
@@ -625,13 +626,16 @@ class AutomationWorkflow:
                 action=action,
                 items=[WebhookBatchItem(firing=q.firing, firing_id=q.id) for q in items],
             )
-            if count < 2 or _payload_bytes(request) <= MAX_WEBHOOK_BATCH_BYTES:
+            # Encoded here once, measured, and handed to the activity as it is (a RawValue
+            # passes the converter untouched): measuring costs no second encoding.
+            (payload,) = workflow.payload_converter().to_payloads([request])
+            if count < 2 or len(payload.data) <= MAX_WEBHOOK_BATCH_BYTES:
                 break
             count //= 2
         if count < 2:
             return None
         del self.queue[:count]
-        return _QueuedBatch(items=items, request=request)
+        return _QueuedBatch(items=items, request=request, encoded=RawValue(payload))
 
     def _only_webhook(self, queued: QueuedFiring) -> Any:
         """The firing's action if it is exactly one `call-webhook`, else None."""
@@ -656,7 +660,7 @@ class AutomationWorkflow:
                     automation, queued.firing, queued.id, "triggered", 0, action
                 )
                 started.append((result, event_id))
-            outcomes = await self._call_webhooks(request)
+            outcomes = await self._call_webhooks(request, batch.encoded)
             finishing = []
             for position, (result, event_id) in enumerate(started):
                 outcome = outcomes[position] if outcomes is not None else None
@@ -673,13 +677,15 @@ class AutomationWorkflow:
             for _ in range(len(batch.items) - handed):
                 self._firing_done(mark)
 
-    async def _call_webhooks(self, request: WebhookBatch) -> list[WebhookOutcome] | None:
+    async def _call_webhooks(
+        self, request: WebhookBatch, encoded: RawValue
+    ) -> list[WebhookOutcome] | None:
         """Each item's outcome, or None when the batch's activity itself failed (a timeout,
         the worker): its items then go on one by one."""
         try:
             outcomes: list[WebhookOutcome] = await workflow.execute_local_activity(
                 CALL_WEBHOOKS,
-                request,
+                encoded,
                 result_type=list[WebhookOutcome],
                 start_to_close_timeout=BATCH_ATTEMPT_TIMEOUT,
                 retry_policy=BATCH_RETRY,
