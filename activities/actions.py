@@ -4,12 +4,14 @@ reads in `prefect.automation.action.failed`; transient ones raise plain errors a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from temporalio import activity
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from temporal_automations.activities import outbound
@@ -208,21 +210,26 @@ class ActionActivities:
     # ------------------------------------------------------------------ lifecycle events
 
     @activity.defn(name="emit_events")
-    async def emit_events(self, events: list[Event]) -> int:
-        """Send the automation's own events into the events stream (ids dedupe retries);
-        returns how many our API refused. A batch that is refused is sent again one event at
-        a time, so one event the API will never take cannot hold back the rest forever."""
+    async def emit_events(self, events: RawValue) -> int:
+        """Send the automation's own events (a list of Event) into the events stream (ids
+        dedupe retries); returns how many our API refused. The list goes out as the JSON it
+        came in (decoding and encoding it again cost ~70 µs an action in a burst). A batch that
+        is refused is sent again one event at a time, so one event the API will never take
+        cannot hold back the rest forever."""
         url = f"{self.settings.api_url}/events"
-        body = [event.model_dump(mode="json") for event in events]
+        body = _json_list(events)
+        headers = {"Content-Type": "application/json", **self._api_auth()}
         try:
-            await send(self.http, "POST", url, json=body, headers=self._api_auth())
+            await send(self.http, "POST", url, data=body, headers=headers)
             return 0
         except ApplicationError as error:  # a 4xx: some event in it is refused
-            if len(body) == 1:
-                activity.logger.warning("lifecycle event refused: %s", error.message)
-                return 1
+            refused_batch = error
+        each: list[Any] = json.loads(body)
+        if len(each) == 1:
+            activity.logger.warning("lifecycle event refused: %s", refused_batch.message)
+            return 1
         refused = 0
-        for one in body:
+        for one in each:
             try:
                 await send(self.http, "POST", url, json=[one], headers=self._api_auth())
             except ApplicationError as error:
@@ -242,3 +249,12 @@ class ActionActivities:
             self.set_automation_enabled,
             self.emit_events,
         ]
+
+
+def _json_list(value: RawValue) -> bytes:
+    """A payload holding a list of events, as JSON bytes (re-encoded only when the payload is
+    not plain JSON, e.g. under a codec that left another encoding)."""
+    if value.payload.metadata.get("encoding") == b"json/plain":
+        return value.payload.data
+    events = activity.payload_converter().from_payload(value.payload, list[Event])
+    return json.dumps([event.model_dump(mode="json") for event in events]).encode()
