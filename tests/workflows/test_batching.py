@@ -6,14 +6,25 @@ alone as a regular activity, a permanent one failed alone)."""
 from __future__ import annotations
 
 import math
+import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
-from temporal_automations.workflows.automation import WEBHOOK_BATCH
+from temporal_automations.activities.actions import ActionActivities
+from temporal_automations.activities.prefect import PrefectClient
+from temporal_automations.activities.rendering import TemplateRenderer
+from temporal_automations.activities.requests import CALL_WEBHOOKS
+from temporal_automations.settings import Settings
+from temporal_automations.workflows.automation import WEBHOOK_BATCH, AutomationWorkflow
 from tests.support import Receiver, make_automation, make_event, webhook_action
 from tests.workflow_support import automation_workflow, deliver, lifecycle_names, running_worker
 
@@ -36,6 +47,31 @@ async def _history_counts(handle: WorkflowHandle[Any, Any]) -> tuple[int, list[s
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             scheduled.append(event.activity_task_scheduled_event_attributes.activity_type.name)
     return markers, scheduled
+
+
+@asynccontextmanager
+async def worker_without_call_webhooks(client: Client, receiver: Receiver) -> AsyncIterator[str]:
+    """The production workflow and action activities, but `call_webhooks`: every batch's
+    local activity fails (activity not registered), as a lost worker's or a timed-out one."""
+    task_queue = f"test-{uuid.uuid4()}"
+    settings = Settings(
+        task_queue=task_queue, api_url=f"{receiver.url}/api", allow_private_webhooks=True
+    )
+    async with aiohttp.ClientSession() as http, TemplateRenderer() as renderer:
+        actions = ActionActivities(settings, http, PrefectClient(settings, http), renderer)
+        activities = [a for a in actions.all() if activity_name(a) != CALL_WEBHOOKS]
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[AutomationWorkflow],
+            activities=activities,
+        ):
+            yield task_queue
+
+
+def activity_name(function: Any) -> str | None:
+    definition = activity._Definition.from_callable(function)
+    return definition.name if definition else None
 
 
 def _outcomes(receiver: Receiver) -> dict[str, dict[str, Any]]:
@@ -126,3 +162,30 @@ async def test_a_transient_failure_in_a_batch_is_retried_alone_and_a_permanent_o
     assert "400" in outcomes[refused]["payload"]["reason"]
     others = [e for key, e in outcomes.items() if key not in (retried, refused)]
     assert all(e["event"] == "prefect.automation.action.executed" for e in others)
+
+
+async def test_a_batch_whose_activity_fails_sends_each_firing_the_regular_way_once(
+    time_skipping_env: WorkflowEnvironment, receiver: Receiver
+) -> None:
+    """The batch's local activity itself fails (here: a worker without `call_webhooks`, as a
+    lost worker or a timeout would): each of its firings goes on as the regular `call_webhook`
+    activity, with its own Idempotency-Key, and is acted on once."""
+    client = time_skipping_env.client
+    firings = 6
+    automation = make_automation(EACH_RUN, [webhook_action(receiver, "/fallback")])
+    async with (
+        worker_without_call_webhooks(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        await deliver(handle, *(make_event("x", f"prefect.flow-run.{n}") for n in range(firings)))
+        calls = await receiver.arrived(firings, "/fallback", timeout=30)
+        await lifecycle_names(receiver, 3 * firings, timeout=30)
+        _, scheduled = await _history_counts(handle)
+
+    keys = Counter(c.headers["Idempotency-Key"] for c in calls)
+    assert len(calls) == firings and len(keys) == firings
+    # Unbatched, each would have run (and succeeded) as a local `call_webhook`.
+    assert scheduled.count("call_webhook") == firings
+    outcomes = _outcomes(receiver)
+    assert set(outcomes) == set(keys)
+    assert all(e["event"] == "prefect.automation.action.executed" for e in outcomes.values())
