@@ -258,6 +258,7 @@ class AutomationWorkflow:
         self.continue_after_release = False  # likewise
         self.arm_early = False  # likewise
         self.batch_webhooks = False  # likewise
+        self.batch_too_big_at = -1  # history length of the task a batch went over its bytes
         self.armed_early_for: datetime | None = None  # the deadline last armed early
         # Firings whose actions are running, by the history length of the task that started them
         self.running_by_task: dict[int, int] = {}
@@ -618,24 +619,27 @@ class AutomationWorkflow:
             count += 1
         if count < 2:
             return None
+        if self.batch_too_big_at == workflow.info().get_current_history_length():
+            return None  # measured once in this workflow task already: big firings go alone
         summary = AutomationSummary.of(self.automation)
-        while True:
-            items = self.queue[:count]
-            request = WebhookBatch(
-                automation=summary,
-                action=action,
-                items=[WebhookBatchItem(firing=q.firing, firing_id=q.id) for q in items],
-            )
-            # Encoded here once, measured, and handed to the activity as it is (a RawValue
-            # passes the converter untouched): measuring costs no second encoding.
-            (payload,) = workflow.payload_converter().to_payloads([request])
-            if count < 2 or len(payload.data) <= MAX_WEBHOOK_BATCH_BYTES:
-                break
-            count //= 2
-        if count < 2:
-            return None
+        items = [WebhookBatchItem(firing=q.firing, firing_id=q.id) for q in self.queue[:count]]
+        request = WebhookBatch(automation=summary, action=action, items=items)
+        # Encoded here once, measured, and handed to the activity as it is (a RawValue passes
+        # the converter untouched): measuring costs no second encoding.
+        converter = workflow.payload_converter()
+        (payload,) = converter.to_payloads([request])
+        if len(payload.data) > MAX_WEBHOOK_BATCH_BYTES:
+            # Big firings: the longest run of them that fits, each measured once; not again
+            # in this task (each firing started alone encodes its own request anyway).
+            self.batch_too_big_at = workflow.info().get_current_history_length()
+            count = _fitting_items(request, MAX_WEBHOOK_BATCH_BYTES)
+            if count < 2:
+                return None
+            request = request.model_copy(update={"items": items[:count]})
+            (payload,) = converter.to_payloads([request])
+        started = self.queue[:count]
         del self.queue[:count]
-        return _QueuedBatch(items=items, request=request, encoded=RawValue(payload))
+        return _QueuedBatch(items=started, request=request, encoded=RawValue(payload))
 
     def _only_webhook(self, queued: QueuedFiring) -> Any:
         """The firing's action if it is exactly one `call-webhook`, else None."""
@@ -1335,6 +1339,18 @@ def _chunked(work: CarriedWork, chunk_items: int) -> list[tuple[str, int]]:
         else:
             chunks.append((packed, len(part)))
     return chunks
+
+
+def _fitting_items(batch: WebhookBatch, budget: int) -> int:
+    """How many of `batch`'s items, from the first, fit in a batch of `budget` bytes."""
+    size = _payload_bytes(batch.model_copy(update={"items": []}))
+    count = 0
+    for item in batch.items:
+        size += _payload_bytes(item) + 1  # and its comma
+        if size > budget:
+            break
+        count += 1
+    return count
 
 
 def _fitting(chunks: list[tuple[str, int]], budget: int) -> int:

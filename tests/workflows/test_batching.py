@@ -24,7 +24,11 @@ from temporal_automations.activities.prefect import PrefectClient
 from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.activities.requests import CALL_WEBHOOKS
 from temporal_automations.settings import Settings
-from temporal_automations.workflows.automation import WEBHOOK_BATCH, AutomationWorkflow
+from temporal_automations.workflows.automation import (
+    MAX_WEBHOOK_BATCH_BYTES,
+    WEBHOOK_BATCH,
+    AutomationWorkflow,
+)
 from tests.support import Receiver, make_automation, make_event, webhook_action
 from tests.workflow_support import automation_workflow, deliver, lifecycle_names, running_worker
 
@@ -189,3 +193,34 @@ async def test_a_batch_whose_activity_fails_sends_each_firing_the_regular_way_on
     outcomes = _outcomes(receiver)
     assert set(outcomes) == set(keys)
     assert all(e["event"] == "prefect.automation.action.executed" for e in outcomes.values())
+
+
+async def test_big_firings_are_batched_only_as_far_as_the_batch_bytes_allow(
+    time_skipping_env: WorkflowEnvironment, receiver: Receiver
+) -> None:
+    """Sixteen firings of ~90 KB each (their events' payloads) weigh more than a batch may
+    (MAX_WEBHOOK_BATCH_BYTES): the longest run that fits goes as one batch, the rest alone;
+    each webhook still goes out once."""
+    client = time_skipping_env.client
+    firings = 16
+    automation = make_automation(EACH_RUN, [webhook_action(receiver, "/big", "{{ event.id }}")])
+    events = [
+        make_event("x", f"prefect.flow-run.{n}").model_copy(
+            update={"payload": {"blob": "x" * 90_000}}
+        )
+        for n in range(firings)
+    ]
+    assert firings * 90_000 > MAX_WEBHOOK_BATCH_BYTES
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        await deliver(handle, *events)
+        calls = await receiver.arrived(firings, "/big", timeout=30)
+        await lifecycle_names(receiver, 3 * firings, timeout=30)
+        markers, scheduled = await _history_counts(handle)
+
+    assert sorted(c.body.decode() for c in calls) == sorted(str(e.id) for e in events)
+    assert len({c.headers["Idempotency-Key"] for c in calls}) == firings
+    assert 1 < markers < firings  # one batch of those that fit, then the others alone
+    assert "call_webhook" not in scheduled
