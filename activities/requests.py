@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,6 +54,50 @@ class ActionRequest(BaseModel):
         return f"{self.automation.id}:{self.firing_id}:{self.action_index}"
 
 
+class WebhookBatchItem(BaseModel):
+    """One firing of a webhook batch: what differs between its items."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    firing: Firing
+    firing_id: UUID
+    action_index: int = 0
+
+
+class WebhookBatch(BaseModel):
+    """Firings of one automation whose only action is the same `call-webhook`: the summary
+    and the action once, the firings each (workflows/automation.py batches them)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    automation: AutomationSummary
+    action: Action
+    items: list[WebhookBatchItem]
+
+    def request(self, item: WebhookBatchItem) -> ActionRequest:
+        """The item as `call_webhook` takes it: same rendering, same Idempotency-Key."""
+        return ActionRequest(
+            automation=self.automation,
+            action=self.action,
+            action_index=item.action_index,
+            firing=item.firing,
+            firing_id=item.firing_id,
+        )
+
+
+class WebhookOutcome(BaseModel):
+    """What became of one item of a WebhookBatch: `executed` with the call's detail, or
+    `failed` with the reason, whether retrying can change it (`permanent`) and its kind (an
+    ActionErrorType value, or the transient error's class name)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["executed", "failed"]
+    detail: str
+    permanent: bool = False
+    error_type: str | None = None
+
+
 # Activity names by action type; `do-nothing` needs no activity.
 ACTIVITY_FOR_ACTION = {
     "call-webhook": "call_webhook",
@@ -81,3 +125,4 @@ ACTIVITY_FOR_ACTION = {
     "temporal-trigger-schedule": "patch_temporal_schedule",
 }
 EMIT_EVENTS = "emit_events"
+CALL_WEBHOOKS = "call_webhooks"  # a WebhookBatch

@@ -479,6 +479,41 @@ async def backlog(stage: Stage) -> None:
     await stage.settled(handle)
 
 
+WEBHOOK_BATCH_FIRINGS = 20
+
+
+async def webhook_batch(stage: Stage) -> None:
+    """Twenty firings queued in one task, whose only action is one webhook, run as a few
+    batched local activities: one call answers 500 (retried alone, as a regular activity,
+    then 200), one 400 (failed alone), the others 200."""
+    stage.receiver.fail_next(500, times=1, path="/batch")
+    stage.receiver.fail_next(400, times=1, path="/batch")
+    handle = await stage.start(
+        automation(
+            {"posture": "Reactive", "expect": ["x"], "for_each": ["prefect.resource.id"]},
+            [stage.webhook("/batch", "{{ event.resource.id }}")],
+        )
+    )
+    count = WEBHOOK_BATCH_FIRINGS
+    await deliver_events(handle, [event("x", f"prefect.flow-run.b{n}") for n in range(count)])
+    await stage.lifecycle(
+        {
+            TRIGGERED: count,
+            ACTION_TRIGGERED: count,
+            ACTION_EXECUTED: count - 1,
+            ACTION_FAILED: 1,
+        }
+    )
+    await stage.settled(handle)
+    calls = await stage.calls("/batch", count + 1)
+    if len({c.headers["Idempotency-Key"] for c in calls}) != count:
+        raise ScenarioFailed("not one idempotency key per firing")
+
+
+def markers(events: Events) -> int:
+    return sum(1 for e in events if e.event_type == E.EVENT_TYPE_MARKER_RECORDED)
+
+
 # A run may carry only this much here; each event carries 128 bytes that do not compress, so
 # that the queue, not the trigger's state, is what does not fit.
 OVERFLOW_LIMITS = RunLimits(max_carry_bytes=45_000, overflow_chunk_items=60)
@@ -631,6 +666,16 @@ SCENARIOS = [
         "composites",
         composites,
         {"timer fired": has(E.EVENT_TYPE_TIMER_FIRED)},
+    ),
+    Scenario(
+        "webhook-batch",
+        webhook_batch,
+        {
+            "fewer local activities than firings": lambda events: (
+                0 < markers(events) < WEBHOOK_BATCH_FIRINGS
+            ),
+            "the transient one retried as a regular activity": scheduled("call_webhook"),
+        },
     ),
     Scenario(
         "backlog",

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import logging
 import zlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -34,9 +35,13 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from temporal_automations.activities.requests import (
         ACTIVITY_FOR_ACTION,
+        CALL_WEBHOOKS,
         EMIT_EVENTS,
         ActionRequest,
         AutomationSummary,
+        WebhookBatch,
+        WebhookBatchItem,
+        WebhookOutcome,
     )
     from temporal_automations.domain import evaluation_v1
     from temporal_automations.domain.automations import Automation, CompositeTrigger
@@ -173,9 +178,31 @@ ACTION_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
 )
+# Queued firings whose only action is one `call-webhook` start together, up to
+# WEBHOOK_BATCH of them, as ONE local activity (`call_webhooks`): each local activity costs the
+# worker's single process an activity task, its payload's decoding and a workflow activation to
+# resolve it, about five times the webhook call itself (py-spy during a burst). Only what is
+# already queued is batched: a lone firing starts at once, as before. A batch's input stays
+# under MAX_WEBHOOK_BATCH_BYTES (Temporal refuses a payload over 2 MB). Each item's outcome
+# comes back on its own; a transient failure goes on alone, as a regular activity, exactly as
+# an unbatched firing's does, and so does every item of a batch whose activity failed.
+BATCH_WEBHOOK_FIRINGS = "batch-webhook-firings"
+WEBHOOK_BATCH = 16
+MAX_WEBHOOK_BATCH_BYTES = 1_000_000
+BATCH_ATTEMPT_TIMEOUT = timedelta(seconds=15)  # over one item's (activities/actions.py)
+BATCH_RETRY = RetryPolicy(maximum_attempts=1)  # a failed batch goes on item by item
 EMIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
+
+
+@dataclass
+class _QueuedBatch:
+    """Firings taken off the queue together, and the batch request made of them."""
+
+    items: list[QueuedFiring]
+    request: WebhookBatch
+    encoded: RawValue  # `request` as its payload
 
 
 # --------------------------------------------------------------------------- the workflow
@@ -230,6 +257,8 @@ class AutomationWorkflow:
         self.emit_after_local_actions = False  # decided at the start of `run` (workflow.patched)
         self.continue_after_release = False  # likewise
         self.arm_early = False  # likewise
+        self.batch_webhooks = False  # likewise
+        self.batch_too_big_at = -1  # history length of the task a batch went over its bytes
         self.armed_early_for: datetime | None = None  # the deadline last armed early
         # Firings whose actions are running, by the history length of the task that started them
         self.running_by_task: dict[int, int] = {}
@@ -243,6 +272,7 @@ class AutomationWorkflow:
         self.emit_after_local_actions = workflow.patched(EMIT_AFTER_LOCAL_ACTIONS)
         self.continue_after_release = workflow.patched(CONTINUE_AFTER_RELEASE)
         self.arm_early = workflow.patched(ARM_BEFORE_LOCAL_ACTIONS)
+        self.batch_webhooks = workflow.patched(BATCH_WEBHOOK_FIRINGS)
         if self.fresh and self.automation.enabled:
             self.evaluator.start(workflow.now())
         while True:
@@ -558,12 +588,186 @@ class AutomationWorkflow:
 
     def _start_firings(self) -> None:
         while self.queue and self._may_start_firing():
-            queued = self.queue.pop(0)
-            self.in_flight += 1
-            self.started_this_task += 1
+            batch = self._take_webhook_batch() if self.batch_webhooks else None
+            started = batch.items if batch is not None else [self.queue.pop(0)]
+            self.in_flight += len(started)
+            self.started_this_task += len(started)
             mark = workflow.info().get_current_history_length()
-            self.running_by_task[mark] = self.running_by_task.get(mark, 0) + 1
-            asyncio.create_task(self._run_actions(queued, mark))
+            self.running_by_task[mark] = self.running_by_task.get(mark, 0) + len(started)
+            if batch is not None:
+                asyncio.create_task(self._run_webhook_batch(batch, mark))
+            else:
+                asyncio.create_task(self._run_actions(started[0], mark))
+
+    def _take_webhook_batch(self) -> _QueuedBatch | None:
+        """The queued firings at the head of the queue whose only action is the same
+        `call-webhook`, as many as may start now (at most WEBHOOK_BATCH and
+        MAX_WEBHOOK_BATCH_BYTES); None when fewer than two are (the head starts alone)."""
+        room = min(WEBHOOK_BATCH, FIRINGS_IN_FLIGHT - self.in_flight)
+        if self.firings_per_task:
+            room = min(room, FIRINGS_PER_TASK - self.started_this_task)
+        if room < 2:
+            return None
+        action = self._only_webhook(self.queue[0])
+        if action is None:
+            return None
+        count = 1
+        while count < min(room, len(self.queue)):
+            other = self._only_webhook(self.queue[count])
+            if other is None or not (other is action or other == action):
+                break
+            count += 1
+        if count < 2:
+            return None
+        if self.batch_too_big_at == workflow.info().get_current_history_length():
+            return None  # measured once in this workflow task already: big firings go alone
+        summary = AutomationSummary.of(self.automation)
+        items = [WebhookBatchItem(firing=q.firing, firing_id=q.id) for q in self.queue[:count]]
+        request = WebhookBatch(automation=summary, action=action, items=items)
+        # Encoded here once, measured, and handed to the activity as it is (a RawValue passes
+        # the converter untouched): measuring costs no second encoding.
+        converter = workflow.payload_converter()
+        (payload,) = converter.to_payloads([request])
+        if len(payload.data) > MAX_WEBHOOK_BATCH_BYTES:
+            # Big firings: the longest run of them that fits, each measured once; not again
+            # in this task (each firing started alone encodes its own request anyway).
+            self.batch_too_big_at = workflow.info().get_current_history_length()
+            count = _fitting_items(request, MAX_WEBHOOK_BATCH_BYTES)
+            if count < 2:
+                return None
+            request = request.model_copy(update={"items": items[:count]})
+            (payload,) = converter.to_payloads([request])
+        started = self.queue[:count]
+        del self.queue[:count]
+        return _QueuedBatch(items=started, request=request, encoded=RawValue(payload))
+
+    def _only_webhook(self, queued: QueuedFiring) -> Any:
+        """The firing's action if it is exactly one `call-webhook`, else None."""
+        actions = self._actions_for(queued.firing)
+        if len(actions) == 1 and actions[0].type == "call-webhook":
+            return actions[0]
+        return None
+
+    async def _run_webhook_batch(self, batch: _QueuedBatch, mark: int) -> None:
+        """Run a batch's firings as one local activity; then each firing's outcome goes into
+        its record, its log and its lifecycle events exactly as `_run_actions` puts them."""
+        automation = self.automation
+        request = batch.request
+        action = request.action
+        handed = 0  # firings handed to _finish_batched, which finishes them; the rest here
+        try:
+            started: list[tuple[ActionResult, UUID]] = []
+            for queued in batch.items:
+                result = self._result_slot(self._record_of(queued), 0, action.type)
+                result.status = "running"
+                event_id = self._lifecycle(
+                    automation, queued.firing, queued.id, "triggered", 0, action
+                )
+                started.append((result, event_id))
+            outcomes = await self._call_webhooks(request, batch.encoded)
+            finishing = []
+            for position, (result, event_id) in enumerate(started):
+                outcome = outcomes[position] if outcomes is not None else None
+                finishing.append(
+                    self._finish_batched(
+                        automation, request, position, result, event_id, outcome, mark
+                    )
+                )
+                handed += 1
+            await asyncio.gather(*finishing)
+        except Exception as error:  # a bug here must not fail the workflow task
+            self._record_error(f"a batch of {len(batch.items)} webhook firings stopped: {error!r}")
+        finally:
+            for _ in range(len(batch.items) - handed):
+                self._firing_done(mark)
+
+    async def _call_webhooks(
+        self, request: WebhookBatch, encoded: RawValue
+    ) -> list[WebhookOutcome] | None:
+        """Each item's outcome, or None when the batch's activity itself failed (a timeout,
+        the worker): its items then go on one by one."""
+        try:
+            outcomes: list[WebhookOutcome] = await workflow.execute_local_activity(
+                CALL_WEBHOOKS,
+                encoded,
+                result_type=list[WebhookOutcome],
+                start_to_close_timeout=BATCH_ATTEMPT_TIMEOUT,
+                retry_policy=BATCH_RETRY,
+                summary=f"call-webhook x{len(request.items)}",
+            )
+        except Exception as error:
+            self._log(logging.INFO, "a batch of %d webhooks failed: %r", len(request.items), error)
+            return None
+        if len(outcomes) != len(request.items):
+            self._record_error(
+                f"a batch of {len(request.items)} webhooks answered {len(outcomes)} outcomes"
+            )
+            return None
+        return outcomes
+
+    async def _finish_batched(
+        self,
+        automation: Automation,
+        batch: WebhookBatch,
+        position: int,
+        result: ActionResult,
+        started: UUID,
+        outcome: WebhookOutcome | None,
+        mark: int,
+    ) -> None:
+        """The outcome of the firing at `position` of `batch` (None: the batch failed); a
+        transient failure is retried alone, as an unbatched firing's is (`_run_action`)."""
+        item = batch.items[position]
+        firing, firing_id, action = item.firing, item.firing_id, batch.action
+        try:
+            detail = error_type = None
+            if outcome is not None and outcome.status == "executed":
+                detail = outcome.detail
+            elif outcome is not None and outcome.permanent:
+                error_type = outcome.error_type
+            else:
+                try:
+                    detail = await self._retry_action("call_webhook", batch.request(item))
+                except FailureError as error:
+                    outcome = WebhookOutcome(status="failed", detail=_reason(error))
+                    error_type = _error_type(error)
+            if detail is not None:
+                result.detail = detail[:MAX_ERROR_TEXT]
+                result.status = "executed"
+                self._log_action(logging.DEBUG, result, firing_id)
+                self._lifecycle(
+                    automation, firing, firing_id, "executed", 0, action, follows=started
+                )
+            else:
+                assert outcome is not None
+                result.status = "failed"
+                result.detail = outcome.detail[:MAX_ERROR_TEXT]
+                self._log_action(logging.WARNING, result, firing_id, error_type=error_type)
+                self._lifecycle(
+                    automation,
+                    firing,
+                    firing_id,
+                    "failed",
+                    0,
+                    action,
+                    reason=result.detail,
+                    follows=started,
+                )
+            self.memo_stale = True
+        except Exception as error:  # a bug here must not fail the workflow task
+            self._record_error(
+                f"actions of firing {firing_id} stopped: {error!r}", firing_id=str(firing_id)
+            )
+        finally:
+            self._firing_done(mark)
+
+    def _firing_done(self, mark: int) -> None:
+        self.in_flight -= 1
+        left = self.running_by_task.get(mark, 0) - 1
+        if left > 0:
+            self.running_by_task[mark] = left
+        else:
+            self.running_by_task.pop(mark, None)
 
     async def _run_actions(self, queued: QueuedFiring, mark: int) -> None:
         """Run one firing's actions in order (the definition's actions as they are now)."""
@@ -617,12 +821,7 @@ class AutomationWorkflow:
                 f"actions of firing {queued.id} stopped: {error!r}", firing_id=str(queued.id)
             )
         finally:
-            self.in_flight -= 1
-            left = self.running_by_task.get(mark, 0) - 1
-            if left > 0:
-                self.running_by_task[mark] = left
-            else:
-                self.running_by_task.pop(mark, None)
+            self._firing_done(mark)
 
     def _record_of(self, queued: QueuedFiring) -> FiringRecord:
         for record in self.stats.recent:
@@ -669,13 +868,19 @@ class AutomationWorkflow:
         except FailureError as error:
             if _is_permanent(error):
                 raise
+        return await self._retry_action(activity_name, request)
+
+    @staticmethod
+    async def _retry_action(activity_name: str, request: ActionRequest) -> str:
+        """An action whose local attempts failed transiently, as a regular activity: its
+        backoff is durable and does not hold the workflow task."""
         retried: str = await workflow.execute_activity(
             activity_name,
             request,
             result_type=str,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=ACTION_RETRY,
-            summary=f"{summary} (retrying)",
+            summary=f"{request.action.type} #{request.action_index} (retrying)",
         )
         return retried
 
@@ -1134,6 +1339,18 @@ def _chunked(work: CarriedWork, chunk_items: int) -> list[tuple[str, int]]:
         else:
             chunks.append((packed, len(part)))
     return chunks
+
+
+def _fitting_items(batch: WebhookBatch, budget: int) -> int:
+    """How many of `batch`'s items, from the first, fit in a batch of `budget` bytes."""
+    size = _payload_bytes(batch.model_copy(update={"items": []}))
+    count = 0
+    for item in batch.items:
+        size += _payload_bytes(item) + 1  # and its comma
+        if size > budget:
+            break
+        count += 1
+    return count
 
 
 def _fitting(chunks: list[tuple[str, int]], budget: int) -> int:

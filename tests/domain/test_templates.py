@@ -86,6 +86,21 @@ def test_renders_event_labels_firing_and_automation(template: str, expected: str
     assert render(template, context()) == expected
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ event.resource.id or labels['prefect.resource.id'] }}",
+        "{{ firing.id }} {{ automation.name }} {% for e in events %}{{ e.id }}{% endfor %}",
+        "{{ firings[0].count }} {{ resource_in_role.deployment.name }}",
+    ],
+)
+def test_a_context_of_only_the_names_templates_use_renders_the_same(template: str) -> None:
+    names = template_variables(template)
+    narrow = action_context(automation(), firing(), uid(8), names)
+    assert set(narrow) == names
+    assert render(template, narrow) == render(template, context())
+
+
 def test_event_is_empty_for_a_proactive_firing_without_one() -> None:
     ctx = context(with_event=False)
     assert ctx["event"] == {}
