@@ -13,8 +13,8 @@ Not a second source of truth. An event is accepted once the automations that car
 
 One async SQLAlchemy layer for SQLite (the default, a file in the data folder) and PostgreSQL.
 Instants are stored as integer microseconds since the epoch (UTC): the same type, comparisons
-and arithmetic on both databases. The whole event is kept as JSON; occurred and (name, occurred)
-have indexes (PostgreSQL also the event id), which reads filter on first.
+and arithmetic on both databases. The whole event is kept as JSON; occurred has an index
+(PostgreSQL also (name, occurred) and the event id), which reads filter on first.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Select
 
-from temporal_automations.api.events_writer import FRAME
+from temporal_automations.api.events_writer import FRAME, SQLITE_PAGE_SIZE
 from temporal_automations.devserver import die_with_parent
 from temporal_automations.domain.events import Event
 
@@ -72,7 +72,8 @@ metadata = MetaData()
 events_table = Table(
     "events",
     metadata,
-    # An integer key in arrival order: inserts append to the table's B-tree. Random keys are
+    # An integer key in arrival order: inserts append to the table's B-tree, and it orders
+    # events that occurred at the same instant (as the workflows got them). Random keys are
     # what an insert pays for (measured on SQLite: 11.3 µs an event with a unique index on the
     # event id, 4.6 without): resource ids have no index, and on SQLite neither has the event
     # id (the writer drops repeated ids it has seen recently, as the router remembers them);
@@ -91,8 +92,11 @@ events_table = Table(
     Column("resource_id", String(4096), nullable=False),
     Column("data", Text, nullable=False),  # the event as JSON
     Index("events_id", "id", unique=True).ddl_if(dialect="postgresql"),
+    # Its entries are (occurred, seq): reads in occurred order, ties by arrival, need no sort.
     Index("events_occurred", "occurred"),
-    Index("events_event_occurred", "event", "occurred"),
+    # Not on SQLite, where the writer shares the API's cores: it was a third of an insert's
+    # cost (measured: 7.2 -> 5.2 µs an event), and reads by name scan the occurred range.
+    Index("events_event_occurred", "event", "occurred").ddl_if(dialect="postgresql"),
 )
 INSERT_SQL = {
     # Plain driver SQL with tuples: the SQLAlchemy statement compiled per row cost more than
@@ -386,12 +390,13 @@ class EventsStore:
     async def read(
         self, query: StoredQuery, limit: int, offset: int = 0, scan_cap: int = 100_000
     ) -> tuple[list[Event], int, bool]:
-        """Matching events in `occurred` order (ties by id), the `limit` after `offset`; also
-        the total that match, and whether a Python-side filter stopped at `scan_cap` rows."""
+        """Matching events in `occurred` order (ties in the order they arrived), the `limit`
+        after `offset`; also the total that match, and whether a Python-side filter stopped
+        at `scan_cap` rows."""
         order = (
-            (events_table.c.occurred.desc(), events_table.c.id.desc())
+            (events_table.c.occurred.desc(), events_table.c.seq.desc())
             if query.descending
-            else (events_table.c.occurred.asc(), events_table.c.id.asc())
+            else (events_table.c.occurred.asc(), events_table.c.seq.asc())
         )
         try:
             async with self.engine.connect() as connection:
@@ -632,6 +637,10 @@ class FrameSender:
 async def create_tables(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.run_sync(metadata.create_all)
+        if engine.dialect.name == "sqlite":
+            # A table made before 2026-12-05 has an (event, occurred) index, which inserts
+            # paid for; dropped (its rows stay as they are, and read the same).
+            await connection.exec_driver_sql("DROP INDEX IF EXISTS events_event_occurred")
 
 
 def engine_for(url: str) -> AsyncEngine:
@@ -648,6 +657,7 @@ def engine_for(url: str) -> AsyncEngine:
             # WAL: readers do not block the writer. synchronous=NORMAL: no fsync per commit;
             # a power loss may lose the last moments of a copy that is not the source of truth.
             cursor = connection.cursor()
+            cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")  # a new file only
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
@@ -660,9 +670,14 @@ def _prefixed(column: Any, prefixes: list[str]) -> Any:
     return or_(*(column.startswith(p, autoescape=True) for p in prefixes)) if prefixes else false()
 
 
+_SENT_BY_CLIENT = frozenset(("id", "occurred"))
+
+
 def _as_sent(events: list[Event]) -> bool:
-    """Every event carried its own id and occurred (none was filled in by a default)."""
-    return all({"id", "occurred"} <= event.model_fields_set for event in events)
+    """Every event carried its own id and occurred (none was filled in by a default). On the
+    ingest path: the fields-set attribute and a constant set, not the property and a new set
+    for each event (measured: 0.40 -> 0.14 µs an event, of the API's ~21)."""
+    return all(event.__pydantic_fields_set__ >= _SENT_BY_CLIENT for event in events)
 
 
 def _loaded(row: Any) -> Event:

@@ -17,7 +17,6 @@ died, becomes a gap in the feed.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import sqlite3
 import struct
@@ -34,6 +33,9 @@ from temporal_automations.domain.events import RESOURCE_ID
 FRAME = struct.Struct("!QQ")
 MAX_ROWS_PER_INSERT = 2_000
 MAX_RECENT_IDS = 200_000
+# A new SQLite file's page size (an existing one keeps its own): rows of a few hundred bytes
+# fill a 16 KB page a quarter as often as a 4 KB one (measured: ~9% of an insert's cost).
+SQLITE_PAGE_SIZE = 16_384
 Row = tuple[str, int, int, str, str, str]
 _instant = TypeAdapter(datetime)
 
@@ -47,8 +49,23 @@ class _Columns(msgspec.Struct):
     resource: dict[str, Any]
 
 
+class _Resource(msgspec.Struct, gc=False):
+    id: str = msgspec.field(name=RESOURCE_ID, default="")
+
+
+class _BatchColumns(msgspec.Struct, gc=False):
+    """The same columns, for a whole batch in one decode: only the resource id of `resource`
+    is built, and the structs are not tracked by the garbage collector."""
+
+    id: str
+    occurred: Any
+    event: str
+    resource: _Resource
+
+
 _list_of_raw = msgspec.json.Decoder(list[msgspec.Raw])
 _columns = msgspec.json.Decoder(_Columns)
+_batch_columns = msgspec.json.Decoder(list[_BatchColumns])
 
 
 def _occurred(value: Any) -> datetime:
@@ -89,36 +106,71 @@ def _row(raw: msgspec.Raw, received: int) -> Row:
 
 def rows_of(body: bytes, received: int) -> list[Row]:
     """Rows from a batch the API validated: each event's text is a span of the body (msgspec
-    splits the list without building the events), and only the four columns are decoded.
-    Measured on 100,000 events: 1.4 µs an event, against 4.3 with the json module's
-    raw_decode of every event, and ~30 through pydantic models."""
-    return [_row(raw, received) for raw in _list_of_raw.decode(body)]
+    splits the list without building the events), and the four columns of every event are
+    decoded in one pass over the body. An event whose id or time is not in the usual form
+    (a time with its zone, a lower-case hyphenated id) takes `_row`, as does a whole batch
+    that the one-pass decode does not take (a resource id that is not a string).
+    Measured on 300,000 events shaped like the ingest bench's: 1.6 µs an event with `_row`
+    for each, 1.0 in one pass."""
+    raws = _list_of_raw.decode(body)
+    try:
+        batch = _batch_columns.decode(body)
+    except msgspec.ValidationError:
+        return [_row(raw, received) for raw in raws]
+    rows: list[Row] = []
+    append = rows.append
+    fromisoformat = datetime.fromisoformat
+    for columns, raw in zip(batch, raws, strict=True):
+        event_id, occurred = columns.id, columns.occurred
+        if type(occurred) is str and len(event_id) == 36 and event_id.islower():
+            try:
+                instant = fromisoformat(occurred)
+            except ValueError:
+                instant = None
+            if instant is not None and instant.tzinfo is not None:
+                append(
+                    (
+                        event_id,
+                        round(instant.timestamp() * 1_000_000),
+                        received,
+                        columns.event,
+                        columns.resource.id,
+                        bytes(raw).decode(),
+                    )
+                )
+                continue
+        append(_row(raw, received))
+    return rows
 
 
 class RecentIds:
-    """The last MAX_RECENT_IDS event ids written: a client's retry, or the same event sent by
-    two sources, arrives within minutes (the router remembers ids for as long)."""
+    """At least the last `limit` event ids written (at most twice as many): a client's retry,
+    or the same event sent by two sources, arrives within minutes (the router remembers ids
+    for as long). Two generations of sets: a lookup is two set probes and forgetting is
+    dropping the older set whole (measured: 0.2 µs an event, 0.3 with one ordered dict whose
+    oldest keys were deleted one by one)."""
 
     def __init__(self, limit: int = MAX_RECENT_IDS) -> None:
         self.limit = limit
-        self._ids: dict[str, None] = {}
+        self._current: set[str] = set()
+        self._previous: set[str] = set()
 
     def fresh(self, rows: list[Row]) -> list[Row]:
-        kept = []
-        for row in rows:
-            if row[0] in self._ids:
-                continue
-            self._ids[row[0]] = None
-            kept.append(row)
-        excess = len(self._ids) - self.limit
-        if excess > 0:
-            for old in list(itertools.islice(self._ids, excess)):
-                del self._ids[old]
+        current, previous = self._current, self._previous
+        kept = [row for row in rows if row[0] not in current and row[0] not in previous]
+        before = len(current)
+        current.update([row[0] for row in kept])
+        if len(current) - before != len(kept):  # the same id twice in this batch
+            seen: set[str] = set()
+            kept = [row for row in kept if not (row[0] in seen or seen.add(row[0]))]
+        if len(current) >= self.limit:
+            self._previous, self._current = current, set()
         return kept
 
 
 def _sqlite(path: str | None) -> sqlite3.Connection:
     connection = sqlite3.connect(path or ":memory:", timeout=30)
+    connection.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")  # a new file only
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     # 64 MB of page cache (the default is 2 MB): with a million events stored, an insert's
