@@ -17,6 +17,7 @@ died, becomes a gap in the feed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
 import struct
@@ -32,6 +33,7 @@ from temporal_automations.domain.events import RESOURCE_ID
 
 FRAME = struct.Struct("!QQ")
 MAX_ROWS_PER_INSERT = 2_000
+ROWS_PER_STATEMENT = 250  # SQLite: 1,500 parameters (its limit is 32,766)
 MAX_RECENT_IDS = 200_000
 # A new SQLite file's page size (an existing one keeps its own): rows of a few hundred bytes
 # fill a 16 KB page a quarter as often as a 4 KB one (measured: ~9% of an insert's cost).
@@ -179,6 +181,22 @@ def _sqlite(path: str | None) -> sqlite3.Connection:
     return connection
 
 
+def insert_sqlite(database: sqlite3.Connection, insert_one: str, rows: list[Row]) -> None:
+    """Rows inserted ROWS_PER_STATEMENT at a time, with one multi-row INSERT statement: the
+    driver's per-row step and reset were a third of an insert (measured in memory, without
+    indexes: 1.66 µs an event with executemany, 1.11 with 100 rows a statement, 1.11 with
+    500). What does not fill a statement goes row by row."""
+    full = len(rows) - len(rows) % ROWS_PER_STATEMENT
+    if full:
+        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * ROWS_PER_STATEMENT)
+        statement = insert_one.replace("(?, ?, ?, ?, ?, ?)", values)
+        for start in range(0, full, ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            database.execute(statement, list(itertools.chain.from_iterable(chunk)))
+    if full < len(rows):
+        database.executemany(insert_one, rows[full:])
+
+
 async def _read_frames(queue: asyncio.Queue[tuple[bytes, int] | None]) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**26)
@@ -225,7 +243,7 @@ async def _serve(url: str) -> None:
                 # SQLite: the plain driver, synchronously (this process has nothing else to
                 # do meanwhile), without the async adapter's thread hops.
                 with database:
-                    database.executemany(INSERT_SQL["sqlite"], rows)
+                    insert_sqlite(database, INSERT_SQL["sqlite"], rows)
             else:
                 async with engine.begin() as connection:
                     for start in range(0, len(rows), MAX_ROWS_PER_INSERT):

@@ -1,6 +1,6 @@
 """The events writer's CPU per event, standalone, printed as JSON (never asserted).
 
-    python bench/writer_cpu.py [--events 300000] [--stored 1000000] [--rate 40000]
+    python bench/writer_cpu.py [--events 300000] [--stored 1000000] [--rate 40000] [--module M]
 
 Starts the writer process (api/events_writer.py) on a fresh SQLite file as the API does,
 optionally fills the table with `--stored` events first (through the writer, unpaced), then
@@ -60,6 +60,11 @@ def main() -> None:
     parser.add_argument("--stored", type=int, default=0)
     parser.add_argument("--rate", type=float, default=40_000, help="0: unpaced")
     parser.add_argument("--nice", type=int, default=0)
+    parser.add_argument(
+        "--module",
+        default="temporal_automations.api.events_writer",
+        help="the writer module to run (an older copy on PYTHONPATH, for an A/B)",
+    )
     args = parser.parse_args()
 
     def one_percent(j: int) -> int | None:
@@ -68,7 +73,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite+aiosqlite:///{folder}/events.db"
         writer = subprocess.Popen(
-            [sys.executable, "-P", "-m", "temporal_automations.api.events_writer", url],
+            [sys.executable, "-P", "-m", args.module, url],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             preexec_fn=(lambda: os.nice(args.nice)) if args.nice else None,
