@@ -4,11 +4,21 @@ request body as it came (msgspec splits it, the columns are read without buildin
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from temporal_automations.api.batches import validate_inline
-from temporal_automations.api.events_writer import RecentIds, Row, rows_of
+from temporal_automations.api.events_store import INSERT_SQL
+from temporal_automations.api.events_writer import (
+    ROWS_PER_STATEMENT,
+    RecentIds,
+    Row,
+    insert_sqlite,
+    rows_of,
+)
 
 
 def accepted(events: list[dict[str, object]]) -> bytes:
@@ -117,3 +127,19 @@ def test_recent_ids_remember_at_least_the_last_limit_ids() -> None:
     # The last 10 are remembered whatever the generations' boundaries.
     assert recent.fresh([row(str(number)) for number in range(15, 25)]) == []
     assert [r[0] for r in recent.fresh([row("0")])] == ["0"]  # long forgotten
+
+
+@pytest.mark.parametrize("count", [1, ROWS_PER_STATEMENT, ROWS_PER_STATEMENT + 1, 600])
+def test_rows_are_inserted_whole_and_in_order_in_multi_row_statements(count: int) -> None:
+    database = sqlite3.connect(":memory:")
+    database.execute(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, id, occurred, received, event, "
+        "resource_id, data)"
+    )
+    rows = [(str(uuid.uuid4()), n, 7, f"e.{n}", f"r.{n}", f'{{"n":{n}}}') for n in range(count)]
+    insert_sqlite(database, INSERT_SQL["sqlite"], rows)
+    stored = database.execute(
+        "SELECT id, occurred, received, event, resource_id, data FROM events ORDER BY seq"
+    ).fetchall()
+    assert stored == rows
+    database.close()
