@@ -17,6 +17,7 @@ died, becomes a gap in the feed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import sqlite3
@@ -34,6 +35,7 @@ from temporal_automations.domain.events import RESOURCE_ID
 FRAME = struct.Struct("!QQ")
 MAX_ROWS_PER_INSERT = 2_000
 ROWS_PER_STATEMENT = 250  # SQLite: 1,500 parameters (its limit is 32,766)
+COMMIT_WINDOW = 0.05  # seconds a frame waits for others to share its transaction
 MAX_RECENT_IDS = 200_000
 # A new SQLite file's page size (an existing one keeps its own): rows of a few hundred bytes
 # fill a 16 KB page a quarter as often as a 4 KB one (measured: ~9% of an insert's cost).
@@ -122,9 +124,16 @@ def rows_of(body: bytes, received: int) -> list[Row]:
     rows: list[Row] = []
     append = rows.append
     fromisoformat = datetime.fromisoformat
+    # Ids in lower case, checked once for the batch (`islower` on each was 3% of the writer).
+    ids = "".join([columns.id for columns in batch])
+    lower_case = ids == ids.lower()
     for columns, raw in zip(batch, raws, strict=True):
         event_id, occurred = columns.id, columns.occurred
-        if type(occurred) is str and len(event_id) == 36 and event_id.islower():
+        if (
+            type(occurred) is str
+            and len(event_id) == 36
+            and (lower_case or event_id == event_id.lower())
+        ):
             try:
                 instant = fromisoformat(occurred)
             except ValueError:
@@ -213,6 +222,9 @@ async def _serve(url: str) -> None:
     from temporal_automations.api.events_store import INSERT_SQL, create_tables, engine_for
 
     engine = engine_for(url)
+    # What the imports made lives as long as this process: out of the collector's sight, a
+    # full collection no longer walks it (they were ~12% of the writer's samples, perf).
+    gc.freeze()
     database = _sqlite(engine.url.database) if engine.dialect.name == "sqlite" else None
     recent = RecentIds()
     queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue(maxsize=100)
@@ -225,7 +237,11 @@ async def _serve(url: str) -> None:
         if frame is None:
             break
         frames = [frame]
-        # Whatever else has arrived meanwhile goes into the same transaction.
+        # What arrives within the window goes into the same transaction: a commit costs per
+        # frame what it writes again (the tree's last pages, the WAL's header, a checkpoint's
+        # share). Measured on the 1% ingest load's frames (500 events, 80 a second): 2.5-2.8
+        # µs an event to insert and commit each frame, 2.1-2.3 committing every 4.
+        await asyncio.sleep(COMMIT_WINDOW)
         while not queue.empty() and len(frames) < 50:
             more = queue.get_nowait()
             if more is None:
