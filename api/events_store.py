@@ -192,6 +192,10 @@ class EventsStore:
         self.written = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Batches sent to the writer, and of those, answered (written, failed or a gap).
+        self._batches_sent = 0
+        self._batches_done = 0
+        self._progress = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -282,13 +286,27 @@ class EventsStore:
             frames.send(FRAME.pack(len(body), received_at))
             frames.send(body)
             self._unacknowledged.append(batch)
+            self._batches_sent += 1
             self._idle.clear()
         if self._subscribers:
             self._publish(batch)
 
     async def flushed(self) -> None:
-        """Until everything recorded so far is written (or became a gap)."""
+        """Until nothing recorded is left unwritten (or not a gap)."""
         await self._idle.wait()
+
+    async def written_so_far(self) -> None:
+        """Until what was recorded before this call is written (or became a gap), whatever
+        is recorded meanwhile: a backfill read after it holds every event recorded before
+        (the writer commits what arrives within a short window together)."""
+        target = self._batches_sent
+        while self._batches_done < target:
+            self._progress.clear()
+            await self._progress.wait()
+
+    def _batch_done(self) -> None:
+        self._batches_done += 1
+        self._progress.set()
 
     async def _read_answers(self, writer: asyncio.subprocess.Process) -> None:
         """The writer answers each frame, in order: written, or failed (a gap)."""
@@ -297,6 +315,7 @@ class EventsStore:
             if not self._unacknowledged:
                 continue
             batch = self._unacknowledged.popleft()
+            self._batch_done()
             if line.startswith(b"ok"):
                 self.written += len(batch)
                 if not self.healthy:
@@ -326,6 +345,7 @@ class EventsStore:
     def _gap_for_unacknowledged(self, reason: str) -> None:
         while self._unacknowledged:
             self._add_gap(self._unacknowledged.popleft(), reason)
+            self._batch_done()
         self._idle.set()
 
     def _add_gap(self, events: list[Event], reason: str) -> None:

@@ -3,6 +3,7 @@ PostgreSQL (a server process started here: those cases are marked e2e)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -261,3 +262,18 @@ async def test_a_feed_page_is_read_off_the_occurred_index_without_a_sort(tmp_pat
             details = " ".join(str(row[-1]) for row in plan)
             assert "events_occurred" in details and "TEMP B-TREE" not in details, details
     database.close()
+
+
+async def test_what_was_recorded_before_is_readable_once_written_so_far_returns(
+    store: EventsStore,
+) -> None:
+    """A websocket's backfill awaits it: an event accepted before a reader subscribed is in
+    the store when the backfill reads, even while later events keep arriving."""
+    first = make("first", "r", NOW)
+    store.record([first])
+    waiting = asyncio.create_task(store.written_so_far())
+    store.record([make("later", "r", NOW)])  # recorded after the call: not waited for
+    await asyncio.wait_for(waiting, timeout=30)
+    found, _, _ = await store.read(everything(names=["first"]), limit=10)
+    assert [e.id for e in found] == [first.id]
+    await store.flushed()
