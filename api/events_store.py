@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 from sqlalchemy import (
@@ -148,6 +148,19 @@ class Gap:
         }
 
 
+class Span(NamedTuple):
+    """A batch, as far as a gap needs it."""
+
+    events: int
+    start: datetime
+    end: datetime
+
+
+def _span(batch: list[Event]) -> Span:
+    occurred = [event.occurred for event in batch]
+    return Span(len(batch), min(occurred), max(occurred))
+
+
 @dataclass
 class StoredQuery:
     """What SQL can filter on; the rest (labels, related resources) is `matches`, in Python."""
@@ -182,7 +195,11 @@ class EventsStore:
         self.dialect = self.engine.dialect.name
         self._writer: asyncio.subprocess.Process | None = None
         self._frames: FrameSender | None = None
-        self._unacknowledged: deque[list[Event]] = deque()  # sent to the writer, in order
+        # Sent to the writer, in order: how many events and when they occurred (first, last),
+        # enough for a gap. Not the events: held until the writer answers (tens of ms), 500
+        # models a batch outlived the cheap collections, and the API's full ones walked them
+        # (measured with perf on the 1% load: its garbage collection 28% -> 35% of its CPU).
+        self._unacknowledged: deque[Span] = deque()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._subscribers: set[Subscriber] = set()
@@ -277,15 +294,15 @@ class EventsStore:
         batch = list(events)
         writer, frames = self._writer, self._frames
         if frames is None or frames.broken or writer is None or writer.returncode is not None:
-            self._add_gap(batch, "the events writer was not running")
+            self._add_gap(_span(batch), "the events writer was not running")
         elif frames.pending > MAX_UNWRITTEN_BYTES:
-            self._add_gap(batch, "the events store fell too far behind")
+            self._add_gap(_span(batch), "the events store fell too far behind")
         else:
             body = raw if raw is not None and _as_sent(batch) else _batch_json.dump_json(batch)
             received_at = _fast_micros(received or datetime.now(UTC))
             frames.send(FRAME.pack(len(body), received_at))
             frames.send(body)
-            self._unacknowledged.append(batch)
+            self._unacknowledged.append(_span(batch))
             self._batches_sent += 1
             self._idle.clear()
         if self._subscribers:
@@ -314,17 +331,17 @@ class EventsStore:
         while line := await writer.stdout.readline():
             if not self._unacknowledged:
                 continue
-            batch = self._unacknowledged.popleft()
+            span = self._unacknowledged.popleft()
             self._batch_done()
             if line.startswith(b"ok"):
-                self.written += len(batch)
+                self.written += span.events
                 if not self.healthy:
                     log.info("the events store is writing again")
                 self.healthy, self.last_error = True, None
             else:
                 reason = line[5:].decode(errors="replace").strip()
                 self._down(reason)
-                self._add_gap(batch, f"the events store's database failed: {reason}")
+                self._add_gap(span, f"the events store's database failed: {reason}")
             if not self._unacknowledged:
                 self._idle.set()
         await writer.wait()
@@ -348,17 +365,13 @@ class EventsStore:
             self._batch_done()
         self._idle.set()
 
-    def _add_gap(self, events: list[Event], reason: str) -> None:
-        if not events:
-            return
-        start = min(e.occurred for e in events)
-        end = max(e.occurred for e in events)
+    def _add_gap(self, span: Span, reason: str) -> None:
         last = self.gaps[-1] if self.gaps else None
         if last is not None and last.reason == reason:
-            last.start, last.end = min(last.start, start), max(last.end, end)
-            last.events += len(events)
+            last.start, last.end = min(last.start, span.start), max(last.end, span.end)
+            last.events += span.events
         else:
-            self.gaps.append(Gap(start=start, end=end, events=len(events), reason=reason))
+            self.gaps.append(Gap(span.start, span.end, span.events, reason))
 
     def gaps_between(self, since: datetime, until: datetime) -> list[Gap]:
         return [gap for gap in self.gaps if gap.start <= until and gap.end >= since]
@@ -562,7 +575,7 @@ class EventsStore:
             "healthy": self.healthy,
             "last_error": self.last_error,
             "retention_seconds": self.retention.total_seconds(),
-            "unwritten": sum(len(batch) for batch in self._unacknowledged),
+            "unwritten": sum(span.events for span in self._unacknowledged),
             "written": self.written,
             "gaps": [gap.as_json() for gap in self.gaps],
         }
