@@ -175,8 +175,10 @@ class RecentIds:
         before = len(current)
         current.update([row[0] for row in kept])
         if len(current) - before != len(kept):  # the same id twice in this batch
-            seen: set[str] = set()
-            kept = [row for row in kept if not (row[0] in seen or seen.add(row[0]))]
+            first: dict[str, Row] = {}
+            for row in kept:
+                first.setdefault(row[0], row)
+            kept = list(first.values())
         if len(current) >= self.limit:
             self._previous, self._current = current, set()
         return kept
