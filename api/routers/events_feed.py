@@ -51,6 +51,7 @@ PAGE_SIZE = 50  # Prefect's INTERACTIVE_PAGE_SIZE
 MAX_PAGE_SIZE = 200
 BACKFILL_LIMIT = 1_000  # Prefect's maximum websocket backfill
 BACKFILL_SPAN = timedelta(minutes=15)  # Prefect's PREFECT_EVENTS_MAXIMUM_WEBSOCKET_BACKFILL
+BACKFILL_WAIT = 5.0  # seconds a backfill waits for the events accepted before it to be written
 MAX_TOKEN_CHARS = 64_000
 MAX_SOCKET_MESSAGE = 2_000_000
 WS_POLICY_VIOLATION = 1008
@@ -321,6 +322,10 @@ async def stream_events_out(websocket: WebSocket) -> None:
     try:
         if wants_backfill:
             backfill = event_filter.model_copy(update={"order": EventOrder.ASC})
+            # What was accepted before the subscription is in the store before it is read
+            # (or in neither the backfill nor the stream); bounded, for a writer far behind.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(store.written_so_far(), BACKFILL_WAIT)
             try:
                 events, _ = await store.events(stored_query(backfill), BACKFILL_LIMIT)
             except StoreUnavailable:

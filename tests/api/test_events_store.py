@@ -3,14 +3,22 @@ PostgreSQL (a server process started here: those cases are marked e2e)."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 
-from temporal_automations.api.events_store import EventsStore, StoredQuery, StoreUnavailable
+from temporal_automations.api.events_store import (
+    EventsStore,
+    StoredQuery,
+    StoreUnavailable,
+    to_micros,
+)
 from temporal_automations.domain.events import Event
 from tests.postgres_server import PostgresServer, running_postgres
 
@@ -162,3 +170,110 @@ async def test_a_database_that_goes_down_leaves_a_gap_not_an_error(tmp_path: Pat
                 await store.read(everything(), limit=1)
         finally:
             await store.close()
+
+
+async def test_events_that_occurred_at_the_same_instant_read_in_arrival_order(
+    store: EventsStore,
+) -> None:
+    # Ids in descending order, so an order by id would be the reverse of arrival.
+    ids = sorted((uuid.uuid4() for _ in range(5)), reverse=True)
+    same = [
+        Event.model_validate(
+            {"id": str(event_id), "event": "tie", "occurred": NOW,
+             "resource": {"prefect.resource.id": "r"}}
+        )
+        for event_id in ids
+    ]  # fmt: skip
+    store.record(same[:3])
+    store.record(same[3:])
+    await store.flushed()
+    oldest_first, _, _ = await store.read(everything(descending=False), limit=10)
+    assert [e.id for e in oldest_first] == ids
+    newest_first, total, _ = await store.read(everything(), limit=2, offset=1)
+    assert [e.id for e in newest_first] == [ids[3], ids[2]] and total == 5
+
+
+# The SQLite layout of before 2026-12-05 (tables made by earlier versions): the same columns,
+# and an (event, occurred) index that inserts paid for.
+OLD_SQLITE_LAYOUT = [
+    "CREATE TABLE events (seq INTEGER NOT NULL PRIMARY KEY, id VARCHAR(36) NOT NULL, "
+    "occurred BIGINT NOT NULL, received BIGINT NOT NULL, event VARCHAR(1024) NOT NULL, "
+    "resource_id VARCHAR(4096) NOT NULL, data TEXT NOT NULL)",
+    "CREATE INDEX events_occurred ON events (occurred)",
+    "CREATE INDEX events_event_occurred ON events (event, occurred)",
+]
+
+
+async def test_a_table_of_the_old_layout_loses_its_name_index_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.db"
+    old = make("before.upgrade", "r.old", NOW - timedelta(hours=1))
+    with sqlite3.connect(path) as database:
+        for statement in OLD_SQLITE_LAYOUT:
+            database.execute(statement)
+        database.execute(
+            "INSERT INTO events (id, occurred, received, event, resource_id, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (str(old.id), to_micros(old.occurred), to_micros(NOW), old.event, "r.old",
+             old.model_dump_json()),
+        )  # fmt: skip
+    database.close()
+    store = EventsStore(f"sqlite+aiosqlite:///{path}", retention=timedelta(days=7))
+    await store.start()
+    try:
+        new = make("after.upgrade", "r.new", NOW)
+        store.record([new])
+        await store.flushed()
+        found, total, _ = await store.read(everything(), limit=10)
+        assert [e.id for e in found] == [new.id, old.id] and total == 2
+        by_name, total, _ = await store.read(everything(names=["before.upgrade"]), limit=10)
+        assert [e.id for e in by_name] == [old.id] and total == 1
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as database:
+        indexes = {row[1] for row in database.execute("PRAGMA index_list(events)")}
+    database.close()
+    assert indexes == {"events_occurred"}
+
+
+async def test_a_feed_page_is_read_off_the_occurred_index_without_a_sort(tmp_path: Path) -> None:
+    """The occurred index's entries are (occurred, seq): a page in either order is read off
+    the index, not sorted from every event in the range (ties by id needed that sort)."""
+    path = tmp_path / "events.db"
+    store = EventsStore(f"sqlite+aiosqlite:///{path}", retention=timedelta(days=7))
+    pages: list[tuple[str, tuple[object, ...]]] = []
+
+    def keep(conn: object, cursor: object, statement: str, parameters: object, *_: object) -> None:
+        if "ORDER BY" in statement:
+            pages.append((statement, tuple(parameters)))  # type: ignore[call-overload]
+
+    sqlalchemy_event.listen(store.engine.sync_engine, "before_cursor_execute", keep)
+    await store.start()
+    try:
+        for descending in (True, False):
+            await store.read(everything(descending=descending), limit=50)
+    finally:
+        await store.close()
+    assert len(pages) == 2
+    with sqlite3.connect(path) as database:
+        for statement, parameters in pages:
+            plan = database.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+            details = " ".join(str(row[-1]) for row in plan)
+            assert "events_occurred" in details and "TEMP B-TREE" not in details, details
+    database.close()
+
+
+async def test_what_was_recorded_before_is_readable_once_written_so_far_returns(
+    store: EventsStore,
+) -> None:
+    """A websocket's backfill awaits it: an event accepted before a reader subscribed is in
+    the store when the backfill reads, even while later events keep arriving."""
+    first = make("first", "r", NOW)
+    store.record([first])
+    waiting = asyncio.create_task(store.written_so_far())
+    store.record([make("later", "r", NOW)])  # recorded after the call: not waited for
+    await asyncio.wait_for(waiting, timeout=30)
+    found, _, _ = await store.read(everything(names=["first"]), limit=10)
+    assert [e.id for e in found] == [first.id]
+    await store.flushed()
