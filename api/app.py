@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,6 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.client, app.state.store, app.state.router = client, store, router
         app.state.lag = LagForwarder(client, store.all)
         app.state.events_store = await _start_events_store(settings)
+        # What start-up made (FastAPI's routes and models, pydantic's validators, the clients)
+        # lives as long as the process: out of the collector's sight, full collections no
+        # longer walk it. Ingest at 1% matching, alternating with and without: API CPU
+        # 15.5-16.2 -> 11.0-13.1 µs an event, 51,797-54,426 -> 60,935-71,946 events/s.
+        gc.freeze()
         try:
             yield
         finally:
