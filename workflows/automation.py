@@ -732,34 +732,72 @@ class AutomationWorkflow:
                     outcome = WebhookOutcome(status="failed", detail=_reason(error))
                     error_type = _error_type(error)
             if detail is not None:
-                result.detail = detail[:MAX_ERROR_TEXT]
-                result.status = "executed"
-                self._log_action(logging.DEBUG, result, firing_id)
-                self._lifecycle(
-                    automation, firing, firing_id, "executed", 0, action, follows=started
-                )
+                self._action_done(automation, firing, firing_id, 0, action, result, started, detail)
             else:
                 assert outcome is not None
-                result.status = "failed"
-                result.detail = outcome.detail[:MAX_ERROR_TEXT]
-                self._log_action(logging.WARNING, result, firing_id, error_type=error_type)
-                self._lifecycle(
+                self._action_failed(
                     automation,
                     firing,
                     firing_id,
-                    "failed",
                     0,
                     action,
-                    reason=result.detail,
-                    follows=started,
+                    result,
+                    started,
+                    outcome.detail,
+                    error_type,
                 )
-            self.memo_stale = True
         except Exception as error:  # a bug here must not fail the workflow task
             self._record_error(
                 f"actions of firing {firing_id} stopped: {error!r}", firing_id=str(firing_id)
             )
         finally:
             self._firing_done(mark)
+
+    def _action_done(
+        self,
+        automation: Automation,
+        firing: Firing,
+        firing_id: UUID,
+        index: int,
+        action: Any,
+        result: ActionResult,
+        started: UUID,
+        detail: str,
+    ) -> None:
+        """An action executed: its result, log and lifecycle event."""
+        result.detail = detail[:MAX_ERROR_TEXT]
+        result.status = "executed"
+        self._log_action(logging.DEBUG, result, firing_id)
+        self._lifecycle(automation, firing, firing_id, "executed", index, action, follows=started)
+        self.memo_stale = True
+
+    def _action_failed(
+        self,
+        automation: Automation,
+        firing: Firing,
+        firing_id: UUID,
+        index: int,
+        action: Any,
+        result: ActionResult,
+        started: UUID,
+        reason: str,
+        error_type: str | None,
+    ) -> None:
+        """An action failed for `reason`: its result, log and lifecycle event."""
+        result.status = "failed"
+        result.detail = reason[:MAX_ERROR_TEXT]
+        self._log_action(logging.WARNING, result, firing_id, error_type=error_type)
+        self._lifecycle(
+            automation,
+            firing,
+            firing_id,
+            "failed",
+            index,
+            action,
+            reason=result.detail,
+            follows=started,
+        )
+        self.memo_stale = True
 
     def _firing_done(self, mark: int) -> None:
         self.in_flight -= 1
@@ -790,32 +828,22 @@ class AutomationWorkflow:
                             firing_id=firing_id,
                         )
                     )
-                    result.detail = detail[:MAX_ERROR_TEXT]
-                    result.status = "executed"
-                    self._log_action(logging.DEBUG, result, firing_id)
-                    self._lifecycle(
-                        automation, firing, firing_id, "executed", index, action, follows=started
-                    )
                 except FailureError as error:
-                    result.status = "failed"
-                    result.detail = _reason(error)[:MAX_ERROR_TEXT]
-                    self._log_action(
-                        logging.WARNING,
-                        result,
-                        firing_id,
-                        error_type=_error_type(error),
-                    )
-                    self._lifecycle(
+                    self._action_failed(
                         automation,
                         firing,
                         firing_id,
-                        "failed",
                         index,
                         action,
-                        reason=result.detail,
-                        follows=started,
+                        result,
+                        started,
+                        _reason(error),
+                        _error_type(error),
                     )
-                self.memo_stale = True
+                else:
+                    self._action_done(
+                        automation, firing, firing_id, index, action, result, started, detail
+                    )
         except Exception as error:  # a bug here must not fail the workflow task
             self._record_error(
                 f"actions of firing {queued.id} stopped: {error!r}", firing_id=str(queued.id)
