@@ -166,7 +166,8 @@ def test_a_failed_flow_run_runs_the_clean_up_deployment_once_with_templated_para
 
     def cleanup_runs() -> list[dict[str, Any]]:
         body = {"flow_runs": {"deployment_id": {"any_": [cleanup]}}}
-        return orchestrator.post("/flow_runs/filter", json=body).json()
+        response = orchestrator.post("/flow_runs/filter", json=body)
+        return response.json() if response.status_code == 200 else []  # Prefect's 5xx: again
 
     eventually(cleanup_runs)
     # Once the automation has settled, its action has finished for good (no retry to come).
@@ -182,12 +183,8 @@ def test_an_unhealthy_work_queue_is_paused_then_resumed_on_resolve(
     api: httpx.Client, orchestrator: httpx.Client
 ) -> None:
     pool = f"pool-{uuid.uuid4().hex[:6]}"
-    assert orchestrator.post(
-        "/work_pools/", json={"name": pool, "type": "process"}
-    ).status_code in (200, 201)
-    created = orchestrator.post(f"/work_pools/{pool}/queues", json={"name": "critical"})
-    assert created.status_code in (200, 201), created.text
-    queue = created.json()
+    prefect_post(orchestrator, "/work_pools/", {"name": pool, "type": "process"})
+    queue = prefect_post(orchestrator, f"/work_pools/{pool}/queues", {"name": "critical"})
     queue_resource = {
         "prefect.resource.id": f"prefect.work-queue.{queue['id']}",
         "prefect.resource.name": "critical",
