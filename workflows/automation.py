@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import zlib
 from dataclasses import dataclass
@@ -720,32 +721,20 @@ class AutomationWorkflow:
         item = batch.items[position]
         firing, firing_id, action = item.firing, item.firing_id, batch.action
         try:
-            detail = error_type = None
+            done = functools.partial(
+                self._action_outcome, automation, firing, firing_id, action, result, started
+            )
             if outcome is not None and outcome.status == "executed":
-                detail = outcome.detail
+                done(detail=outcome.detail)
             elif outcome is not None and outcome.permanent:
-                error_type = outcome.error_type
+                done(failure=outcome.detail, error_type=outcome.error_type)
             else:
                 try:
                     detail = await self._retry_action("call_webhook", batch.request(item))
                 except FailureError as error:
-                    outcome = WebhookOutcome(status="failed", detail=_reason(error))
-                    error_type = _error_type(error)
-            if detail is not None:
-                self._action_done(automation, firing, firing_id, 0, action, result, started, detail)
-            else:
-                assert outcome is not None
-                self._action_failed(
-                    automation,
-                    firing,
-                    firing_id,
-                    0,
-                    action,
-                    result,
-                    started,
-                    outcome.detail,
-                    error_type,
-                )
+                    done(failure=_reason(error), error_type=_error_type(error))
+                else:
+                    done(detail=detail)
         except Exception as error:  # a bug here must not fail the workflow task
             self._record_error(
                 f"actions of firing {firing_id} stopped: {error!r}", firing_id=str(firing_id)
@@ -753,48 +742,37 @@ class AutomationWorkflow:
         finally:
             self._firing_done(mark)
 
-    def _action_done(
+    def _action_outcome(
         self,
         automation: Automation,
         firing: Firing,
         firing_id: UUID,
-        index: int,
         action: Any,
         result: ActionResult,
         started: UUID,
-        detail: str,
+        *,
+        detail: str | None = None,
+        failure: str | None = None,
+        error_type: str | None = None,
     ) -> None:
-        """An action executed: its result, log and lifecycle event."""
-        result.detail = detail[:MAX_ERROR_TEXT]
-        result.status = "executed"
-        self._log_action(logging.DEBUG, result, firing_id)
-        self._lifecycle(automation, firing, firing_id, "executed", index, action, follows=started)
-        self.memo_stale = True
-
-    def _action_failed(
-        self,
-        automation: Automation,
-        firing: Firing,
-        firing_id: UUID,
-        index: int,
-        action: Any,
-        result: ActionResult,
-        started: UUID,
-        reason: str,
-        error_type: str | None,
-    ) -> None:
-        """An action failed for `reason`: its result, log and lifecycle event."""
-        result.status = "failed"
-        result.detail = reason[:MAX_ERROR_TEXT]
-        self._log_action(logging.WARNING, result, firing_id, error_type=error_type)
+        """An action executed (`detail`) or failed (`failure`): its result, log and lifecycle
+        event."""
+        if failure is None:
+            result.detail = (detail or "")[:MAX_ERROR_TEXT]
+            result.status = "executed"
+            self._log_action(logging.DEBUG, result, firing_id)
+        else:
+            result.status = "failed"
+            result.detail = failure[:MAX_ERROR_TEXT]
+            self._log_action(logging.WARNING, result, firing_id, error_type=error_type)
         self._lifecycle(
             automation,
             firing,
             firing_id,
-            "failed",
-            index,
+            result.status,
+            result.index,
             action,
-            reason=result.detail,
+            reason=None if failure is None else result.detail,
             follows=started,
         )
         self.memo_stale = True
@@ -829,20 +807,19 @@ class AutomationWorkflow:
                         )
                     )
                 except FailureError as error:
-                    self._action_failed(
+                    self._action_outcome(
                         automation,
                         firing,
                         firing_id,
-                        index,
                         action,
                         result,
                         started,
-                        _reason(error),
-                        _error_type(error),
+                        failure=_reason(error),
+                        error_type=_error_type(error),
                     )
                 else:
-                    self._action_done(
-                        automation, firing, firing_id, index, action, result, started, detail
+                    self._action_outcome(
+                        automation, firing, firing_id, action, result, started, detail=detail
                     )
         except Exception as error:  # a bug here must not fail the workflow task
             self._record_error(

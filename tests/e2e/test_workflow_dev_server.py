@@ -169,16 +169,16 @@ async def test_a_deadline_armed_beside_a_running_webhook_is_armed_early(
         for call in calls:
             assert call.received_at >= deadlines[call.body.decode()].timestamp()
 
-        events = {e.event_id: e for e in (await handle.fetch_history()).events}
+        events = (await handle.fetch_history()).events
         local_activity_tasks = {
             e.marker_recorded_event_attributes.workflow_task_completed_event_id
-            for e in events.values()
+            for e in events
             if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
             and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
         }
         held_timers = [
             e.timer_started_event_attributes
-            for e in events.values()
+            for e in events
             if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
             and e.timer_started_event_attributes.workflow_task_completed_event_id
             in local_activity_tasks
