@@ -4,6 +4,7 @@ PostgreSQL (a server process started here: those cases are marked e2e)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -277,3 +278,20 @@ async def test_what_was_recorded_before_is_readable_once_written_so_far_returns(
     found, _, _ = await store.read(everything(names=["first"]), limit=10)
     assert [e.id for e in found] == [first.id]
     await store.flushed()
+
+
+async def test_the_writer_runs_only_on_cpu_time_nothing_else_wants(tmp_path: Path) -> None:
+    """The copy must not take the ingest path's CPU: the writer process is SCHED_IDLE."""
+    store = EventsStore(
+        f"sqlite+aiosqlite:///{tmp_path / 'events.db'}", retention=timedelta(days=7)
+    )
+    await store.start()
+    try:
+        assert store._writer is not None
+        stat = Path(f"/proc/{store._writer.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert int(stat[38]) == os.SCHED_IDLE  # field 41 of proc(5): the policy
+        store.record([make("still", "written", NOW)])
+        await store.flushed()
+        assert store.written == 1
+    finally:
+        await store.close()
