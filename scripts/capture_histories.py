@@ -38,7 +38,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from temporal_automations.activities.rendering import TemplateRenderer
-from temporal_automations.devserver import ON_TIME_TIMERS, temporal_binary
+from temporal_automations.devserver import ON_TIME_QUEUES, temporal_binary
 from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import Event
 from temporal_automations.settings import Settings
@@ -742,7 +742,7 @@ async def run_on_server(
     if not scenarios:
         return {}
     extra_args: list[str] = []
-    for key, value in {**ON_TIME_TIMERS, **dynamic_config}.items():
+    for key, value in {**ON_TIME_QUEUES, **dynamic_config}.items():
         extra_args += ["--dynamic-config-value", f"{key}={value}"]
     env = await WorkflowEnvironment.start_local(
         namespace=NAMESPACE,
