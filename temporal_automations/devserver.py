@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +32,20 @@ except ImportError:  # the connection module is optional here; the flags are not
 
 class DevServerError(RuntimeError):
     """The dev server could not start; the message carries the tail of its log."""
+
+
+class _PortTaken(DevServerError):
+    """The server could not bind `port`: it was in use before the start, or taken during it."""
+
+    def __init__(self, port: int, message: str) -> None:
+        super().__init__(message)
+        self.port = port
+
+
+# How the server's log says it lost a port, e.g. "listen tcp 127.0.0.1:34305: bind: address
+# already in use".
+_PORT_TAKEN = re.compile(r"listen tcp [\d.]+:(\d+): bind: address already in use")
+PORT_RACE_ATTEMPTS = 3
 
 
 def free_port() -> int:
@@ -166,6 +181,9 @@ class DevServer:
             raise ValueError(f"sqlite_sync must be one of {', '.join(SQLITE_SYNC_MODES)}")
         self.port = port or free_port()
         self.ui_port = ui_port or (free_port() if ui else None)
+        self.http_port = free_port()  # Temporal's HTTP API (Nexus callbacks use it)
+        # The ports the caller fixed; the others may be picked again after a bind race.
+        self._fixed_ports = {fixed for fixed in (port, ui_port) if fixed}
         self.ui = ui
         self.db_file = db_file
         self.namespace = namespace
@@ -194,6 +212,7 @@ class DevServer:
             *("server", "start-dev"),
             *("--ip", "127.0.0.1"),
             *("--port", str(self.port)),
+            *("--http-port", str(self.http_port)),
             *("--namespace", self.namespace),
             *("--log-level", "warn"),
             *search_attribute_flags(),
@@ -213,13 +232,31 @@ class DevServer:
         return command
 
     def start(self, timeout: float = 30.0) -> DevServer:
+        """Start and wait until SERVING; a lost race for a port the caller did not fix is retried.
+
+        The CLI picks its HTTP, metrics and membership ports by binding port 0 and letting go, so
+        another process can take one before the server binds it again.
+        """
         if self.process is not None:
             raise DevServerError(f"already running (PID {self.process.pid})")
+        for attempt in range(1, PORT_RACE_ATTEMPTS + 1):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken as taken:
+                if taken.port in self._fixed_ports or attempt == PORT_RACE_ATTEMPTS:
+                    raise DevServerError(str(taken)) from None
+                self.port = self.port if self.port in self._fixed_ports else free_port()
+                if self.ui_port is not None and self.ui_port not in self._fixed_ports:
+                    self.ui_port = free_port()
+                self.http_port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> DevServer:
         # A listener already there would answer our readiness checks in place of our server.
         for port in (self.port, self.ui_port if self.ui else None):
             if port is not None and port_in_use(port):
                 self._remove_own_log()
-                raise DevServerError(f"port {port} is already in use")
+                raise _PortTaken(port, f"port {port} is already in use")
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
@@ -242,7 +279,11 @@ class DevServer:
             )
             tail = self.log_tail()
             self._remove_own_log()
-            raise DevServerError(f"the Temporal dev server did not start ({status}):\n{tail}")
+            message = f"the Temporal dev server did not start ({status}):\n{tail}"
+            taken = _PORT_TAKEN.search(tail)
+            if exited is not None and taken is not None:
+                raise _PortTaken(int(taken.group(1)), message)
+            raise DevServerError(message)
         return self
 
     def _wait_serving(self, deadline: float) -> bool:

@@ -18,7 +18,7 @@ import pytest
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
-from temporal_automations.devserver import DevServer, DevServerError, free_port
+from temporal_automations.devserver import DevServer, DevServerError, free_port, port_in_use
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "temporal_automations.cli"]
@@ -99,6 +99,35 @@ def test_dev_server_refuses_a_port_already_taken() -> None:
             server.start()
         assert server.process is None
         assert not server.log_file.exists()
+
+
+def test_dev_server_retries_a_port_another_process_took_while_it_started() -> None:
+    # The CLI picks the ports we leave to it by binding port 0 and letting go; another process
+    # can bind one before the server does. Here the HTTP API's port is taken that way.
+    with listening_socket() as taken:
+        server = DevServer()
+        server.http_port = taken
+        try:
+            server.start()
+            assert server.running()
+            assert server.http_port != taken
+            assert port_in_use(server.http_port)
+        finally:
+            server.stop()
+
+
+def test_dev_server_keeps_the_callers_port_when_it_retries() -> None:
+    # A restart on the same port (the crash tests' and `automations dev`'s) must stay there.
+    fixed = free_port()
+    with listening_socket() as taken:
+        server = DevServer(port=fixed)
+        server.http_port = taken
+        try:
+            server.start()
+            assert server.port == fixed
+            assert server.http_port != taken
+        finally:
+            server.stop()
 
 
 def test_dev_server_failure_says_why_from_its_log() -> None:
