@@ -72,6 +72,8 @@ class CpuMeter:
         now = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         # the worker's own process, apart from its template renderers
         now["worker_process"] = cpu_seconds(self.pids["worker"], descendants=False)
+        # this process: the load's client and the webhooks' receiver, on the same cores
+        now["bench"] = cpu_seconds(os.getpid(), descendants=False)
         return now
 
     def start(self) -> None:
