@@ -244,8 +244,6 @@ async def run(quick: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {"load_at_start": load()}
     started = time.monotonic()
     with Receiver() as receiver, running_prefect_server() as server:
-        # Prefect's webhook client closes its connection after each call: no traceback for it.
-        receiver._server.handle_error = lambda *args: None  # type: ignore[method-assign]
         version = server.run_python("import prefect; print(prefect.__version__)").stdout.strip()
         figures["version"] = version
         blocks = webhook_blocks(server, receiver)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import socket
 import sysconfig
 import threading
 import time
@@ -12,12 +13,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import httpx
+from aiohttp import web
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 
@@ -74,16 +76,12 @@ class ReceivedRequest:
     status: int = 200  # what the receiver answered
     received_at: float = field(default_factory=time.time)
 
-    @property
+    @cached_property  # the benches poll thousands of these several times a second
     def json(self) -> Any:
         try:
             return json.loads(self.body) if self.body else None
         except ValueError:
             return None
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 512  # socketserver's 5 resets connections under a burst
 
 
 class Receiver:
@@ -92,49 +90,56 @@ class Receiver:
     for our own API's `/events` endpoint (the worker POSTs lifecycle events to
     `settings.api_url + "/events"`). It is a real HTTP server recording what the worker sends,
     not a mock of Temporal or of the worker. `fail_next(status, times)` makes it answer errors
-    first (to test retries)."""
+    first (to test retries).
+
+    aiohttp on an event loop of its own thread: keep-alive as real webhook targets do, and cheap
+    enough per request that a benchmark's receiver does not eat the cores the stack runs on.
+    """
 
     def __init__(self) -> None:
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self._failures: dict[str | None, list[int]] = {}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as real webhook targets do
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with receiver._lock:
-                    status = receiver._next_status(self.path)
-                    receiver.requests.append(
-                        ReceivedRequest(self.command, self.path, dict(self.headers), body, status)
-                    )
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._socket = socket.create_server(("127.0.0.1", 0), backlog=512)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
 
     def start(self) -> Receiver:
         self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
         return self
 
+    async def _serve(self) -> None:
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._socket).start()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        path = request.raw_path  # as sent, query string included
+        with self._lock:
+            status = self._next_status(path)
+            self.requests.append(
+                ReceivedRequest(request.method, path, dict(request.headers), body, status)
+            )
+        return web.Response(status=status)
+
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), self._loop).result(timeout=10)
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        self._loop.close()
+        self._socket.close()
 
     def fail_next(self, status: int, times: int = 1, path: str | None = None) -> None:
         """Answer `status` to the next `times` requests (to `path`, or to any path)."""
