@@ -17,18 +17,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-try:
-    from temporal_automations.temporal import search_attribute_flags
-except ImportError:  # the connection module is optional here; the flags are not
-
-    def search_attribute_flags() -> list[str]:
-        return [
-            *("--search-attribute", "AutomationName=Keyword"),
-            *("--search-attribute", "AutomationEnabled=Bool"),
-            *("--search-attribute", "AutomationTags=KeywordList"),
-            *("--search-attribute", "AutomationUpdated=Datetime"),
-        ]
-
 
 class DevServerError(RuntimeError):
     """The dev server could not start; the message carries the tail of its log."""
@@ -207,6 +195,10 @@ class DevServer:
         return self.process.pid if self.process else None
 
     def command(self) -> list[str]:
+        # Imported here: temporalio costs ~0.6 s of CPU to import, and the processes that use
+        # this module only for its process helpers (the events writer) never need it.
+        from temporal_automations.temporal import search_attribute_flags
+
         command = [
             temporal_binary(),
             *("server", "start-dev"),
