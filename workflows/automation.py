@@ -97,6 +97,7 @@ with workflow.unsafe.imports_passed_through():
         OverflowWorkflow,
         ReturnedWork,
     )
+    from temporal_automations.workflows.timer_lead import TimerLead
 
 MAX_SIGNALS_PER_RUN = 2_000  # the server refuses more than 10,000 per run
 EVENTS_PER_TASK = 500  # evaluated per workflow task; measured well under the 2 s detector
@@ -166,6 +167,12 @@ CONTINUE_AFTER_RELEASE = "continue-after-release-answered"
 # task completes, and the next task, which holds no local activity, arms the deadline. One more
 # timer for such a deadline, never an early firing.
 ARM_BEFORE_LOCAL_ACTIONS = "arm-timers-early-beside-local-actions"
+
+# A deadline's timer is armed earlier by how late the last timers woke the workflow (the
+# arming task's length plus the dispatch; workflows/timer_lead.py), so that the task it wakes
+# starts at the deadline rather than 6-9 ms after it. A timer that wakes the workflow early is
+# armed again for what remains: never an early firing.
+ARM_WITH_LEAD = "arm-timers-ahead-by-their-lateness"
 
 # An action's first attempts run as a local activity: in the worker, recorded in history as a
 # marker, with no server round trips (the dev server manages a few hundred activity round trips
@@ -261,6 +268,9 @@ class AutomationWorkflow:
         self.batch_webhooks = False  # likewise
         self.batch_too_big_at = -1  # history length of the task a batch went over its bytes
         self.armed_early_for: datetime | None = None  # the deadline last armed early
+        self.arm_with_lead = False  # decided at the start of `run` (workflow.patched)
+        self.timer_lead = TimerLead()
+        self.timer_measures = False  # the timer is armed for its full time: its lateness counts
         # Firings whose actions are running, by the history length of the task that started them
         self.running_by_task: dict[int, int] = {}
 
@@ -274,6 +284,7 @@ class AutomationWorkflow:
         self.continue_after_release = workflow.patched(CONTINUE_AFTER_RELEASE)
         self.arm_early = workflow.patched(ARM_BEFORE_LOCAL_ACTIONS)
         self.batch_webhooks = workflow.patched(BATCH_WEBHOOK_FIRINGS)
+        self.arm_with_lead = workflow.patched(ARM_WITH_LEAD)
         if self.fresh and self.automation.enabled:
             self.evaluator.start(workflow.now())
         while True:
@@ -449,16 +460,26 @@ class AutomationWorkflow:
         if self.timer is not None and not self.timer.done():
             self.timer.cancel()
         self.timer, self.timer_deadline, self.timer_fires_at = None, deadline, None
+        self.timer_measures = False
         if deadline is not None:
             now = workflow.now()
             delay = min(deadline - now, MAX_TIMER)
             if delay > timedelta(0):
                 if self._timer_would_start_late(deadline, delay):
                     delay, self.armed_early_for = YIELD_TASK, deadline
+                elif self.arm_with_lead:
+                    self.timer_measures = True
+                    if delay == deadline - now:  # not a MAX_TIMER step towards a far deadline
+                        delay = self._led(delay, self.timer_lead.lead_for(deadline))
                 self.timer_fires_at = now + delay
                 self.timer = asyncio.create_task(
                     workflow.sleep(delay, summary="next trigger deadline")
                 )
+
+    @staticmethod
+    def _led(delay: timedelta, lead: timedelta) -> timedelta:
+        """`delay` shortened by `lead`, down to a timer that fires as the task completes."""
+        return delay - lead if delay - lead >= YIELD_TASK else min(delay, YIELD_TASK)
 
     def _timer_would_start_late(self, deadline: datetime, delay: timedelta) -> bool:
         """Firings in flight run local activities that hold this task open
@@ -477,6 +498,8 @@ class AutomationWorkflow:
         """Evaluate at most EVENTS_PER_TASK events, then act on every deadline that passed."""
         now = workflow.now()
         if self._timer_due() and self.timer_deadline is not None:
+            if self.timer_measures and self.timer_fires_at is not None:
+                self.timer_lead.observe(now - self.timer_fires_at)
             if self.timer_fires_at is None or self.timer_fires_at >= self.timer_deadline:
                 # The timer fired for this deadline; never let clock rounding put `now`
                 # before it.

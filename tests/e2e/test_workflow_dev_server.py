@@ -20,6 +20,7 @@ from temporal_automations.workflows.automation import (
     YIELD_TASK,
     AutomationWorkflow,
 )
+from temporal_automations.workflows.timer_lead import MAX_LEAD
 from tests.support import (
     STUCK_TRIGGER,
     Receiver,
@@ -185,3 +186,44 @@ async def test_a_deadline_armed_beside_a_running_webhook_is_armed_early(
         ]
         assert held_timers, "the first firing's task armed no timer"
         assert all(timer.start_to_fire_timeout.ToTimedelta() == YIELD_TASK for timer in held_timers)
+
+
+async def test_deadlines_are_armed_ahead_by_how_late_timers_woke_the_workflow(
+    dev_client: Client, receiver: Receiver
+) -> None:
+    """Six stuck runs 400 ms apart: after the first timer has fired, each deadline's timer is
+    armed earlier than `deadline - now` by at most MAX_LEAD (the arming task's length and the
+    dispatch it learned), and still no webhook comes before its deadline."""
+    automation = make_automation(
+        {**STUCK_TRIGGER, "within": 10},
+        [webhook_action(receiver, "/stuck", "{{ event.resource.id }}")],
+    )
+    async with (
+        running_worker(dev_client, receiver) as task_queue,
+        automation_workflow(dev_client, task_queue, automation) as handle,
+    ):
+        deadlines: dict[str, datetime] = {}
+        for index in range(6):
+            occurred = datetime.now(UTC)
+            name = f"run-{index}"
+            await deliver(handle, make_event("prefect.flow-run.Running", name, occurred=occurred))
+            deadlines[name] = occurred + timedelta(seconds=10)
+            await asyncio.sleep(0.4)
+        calls = await receiver.arrived(6, "/stuck", timeout=40)
+        assert sorted(call.body.decode() for call in calls) == sorted(deadlines)
+        for call in calls:
+            assert call.received_at >= deadlines[call.body.decode()].timestamp()
+
+        events = {e.event_id: e for e in (await handle.fetch_history()).events}
+        led = 0
+        for event in events.values():
+            if event.event_type != EventType.EVENT_TYPE_TIMER_STARTED:
+                continue
+            timer = event.timer_started_event_attributes
+            completed = events[timer.workflow_task_completed_event_id]
+            started = events[completed.workflow_task_completed_event_attributes.started_event_id]
+            due = started.event_time.ToDatetime(UTC) + timer.start_to_fire_timeout.ToTimedelta()
+            armed_ahead = any(timedelta(0) < d - due <= MAX_LEAD for d in deadlines.values())
+            if armed_ahead and timer.start_to_fire_timeout.ToTimedelta() > YIELD_TASK:
+                led += 1
+        assert led >= 4, "the deadlines after the first were not armed ahead"
