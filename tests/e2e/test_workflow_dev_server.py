@@ -13,6 +13,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
+from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import Event
 from temporal_automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME
 from temporal_automations.workflows.automation import (
@@ -145,6 +146,27 @@ async def test_memo_and_search_attributes_describe_the_automation(
         assert await eventually_async(listed, 5, what="the workflow listed") == [handle.id]
 
 
+def stuck_for_10_s(receiver: Receiver) -> Automation:
+    """A run that stays Running 10 s fires a webhook whose body is the run's resource id."""
+    return make_automation(
+        {**STUCK_TRIGGER, "within": 10},
+        [webhook_action(receiver, "/stuck", "{{ event.resource.id }}")],
+    )
+
+
+async def start_runs(
+    handle: WorkflowHandle[Any, Any], names: list[str], apart: float
+) -> dict[str, datetime]:
+    """A Running event for each run, `apart` seconds after the previous; each run's deadline."""
+    deadlines: dict[str, datetime] = {}
+    for name in names:
+        occurred = datetime.now(UTC)
+        await deliver(handle, make_event("prefect.flow-run.Running", name, occurred=occurred))
+        deadlines[name] = occurred + timedelta(seconds=10)
+        await asyncio.sleep(apart)
+    return deadlines
+
+
 async def test_a_deadline_armed_beside_a_running_webhook_is_armed_early(
     dev_client: Client, receiver: Receiver
 ) -> None:
@@ -152,20 +174,11 @@ async def test_a_deadline_armed_beside_a_running_webhook_is_armed_early(
     runs as a local activity, in a task the server completes (and starts its timers) only when
     the webhook returns. That timer is armed to fire at once, and the deadline re-armed in the
     next task; no webhook comes before its deadline."""
-    automation = make_automation(
-        {**STUCK_TRIGGER, "within": 10},
-        [webhook_action(receiver, "/stuck", "{{ event.resource.id }}")],
-    )
     async with (
         running_worker(dev_client, receiver) as task_queue,
-        automation_workflow(dev_client, task_queue, automation) as handle,
+        automation_workflow(dev_client, task_queue, stuck_for_10_s(receiver)) as handle,
     ):
-        deadlines: dict[str, datetime] = {}
-        for name in ("first", "second"):
-            occurred = datetime.now(UTC)
-            await deliver(handle, make_event("prefect.flow-run.Running", name, occurred=occurred))
-            deadlines[name] = occurred + timedelta(seconds=10)
-            await asyncio.sleep(3)
+        deadlines = await start_runs(handle, ["first", "second"], apart=3)
         calls = await receiver.arrived(2, "/stuck", timeout=30)
         for call in calls:
             assert call.received_at >= deadlines[call.body.decode()].timestamp()
@@ -194,21 +207,11 @@ async def test_deadlines_are_armed_ahead_by_how_late_timers_woke_the_workflow(
     """Six stuck runs 400 ms apart: after the first timer has fired, each deadline's timer is
     armed earlier than `deadline - now` by at most MAX_LEAD (the arming task's length and the
     dispatch it learned), and still no webhook comes before its deadline."""
-    automation = make_automation(
-        {**STUCK_TRIGGER, "within": 10},
-        [webhook_action(receiver, "/stuck", "{{ event.resource.id }}")],
-    )
     async with (
         running_worker(dev_client, receiver) as task_queue,
-        automation_workflow(dev_client, task_queue, automation) as handle,
+        automation_workflow(dev_client, task_queue, stuck_for_10_s(receiver)) as handle,
     ):
-        deadlines: dict[str, datetime] = {}
-        for index in range(6):
-            occurred = datetime.now(UTC)
-            name = f"run-{index}"
-            await deliver(handle, make_event("prefect.flow-run.Running", name, occurred=occurred))
-            deadlines[name] = occurred + timedelta(seconds=10)
-            await asyncio.sleep(0.4)
+        deadlines = await start_runs(handle, [f"run-{index}" for index in range(6)], apart=0.4)
         calls = await receiver.arrived(6, "/stuck", timeout=40)
         assert sorted(call.body.decode() for call in calls) == sorted(deadlines)
         for call in calls:
