@@ -241,7 +241,7 @@ class DevServer:
                 return self._start_once(timeout)
             except _PortTaken as taken:
                 if taken.port in self._fixed_ports or attempt == PORT_RACE_ATTEMPTS:
-                    raise DevServerError(str(taken)) from None
+                    raise
                 self.port = self.port if self.port in self._fixed_ports else free_port()
                 if self.ui_port is not None and self.ui_port not in self._fixed_ports:
                     self.ui_port = free_port()

@@ -7,6 +7,7 @@ TEMPORAL_NAMESPACE, TASK_QUEUE, API_URL, API_KEY, ALLOW_PRIVATE_WEBHOOKS.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 import os
@@ -109,6 +110,11 @@ async def run_worker(settings: Settings) -> None:
     ):
         renderer.warm()  # ready before the first action, not started by it
         worker = build_worker(client, settings, http, renderer)
+        # What start-up made (temporalio, pydantic's validators, the workflow's modules) lives as
+        # long as the process: out of the collector's sight, a full collection walks only what
+        # came after it. A full collection had paused the worker 69 ms in a 300-event reactive
+        # run, which held the events that came meanwhile.
+        gc.freeze()
         log.info(
             "worker polling task queue %r on %s", settings.task_queue, settings.temporal_address
         )
