@@ -106,31 +106,24 @@ def test_dev_server_refuses_a_port_already_taken() -> None:
         assert not server.log_file.exists()
 
 
-def test_dev_server_retries_a_port_another_process_took_while_it_started() -> None:
+@pytest.mark.parametrize("callers_port", [False, True], ids=["own-ports", "callers-port"])
+def test_dev_server_retries_a_port_another_process_took_while_it_started(
+    callers_port: bool,
+) -> None:
     # The CLI picks the ports we leave to it by binding port 0 and letting go; another process
-    # can bind one before the server does. Here the HTTP API's port is taken that way.
+    # can bind one before the server does. Here the HTTP API's port is taken that way. A port
+    # the caller fixed (a restart on the same port, `automations dev --port`) stays where it is.
+    fixed = free_port() if callers_port else None
     with listening_socket() as taken:
-        server = DevServer()
+        server = DevServer(port=fixed)
         server.http_port = taken
         try:
             server.start()
             assert server.running()
             assert server.http_port != taken
             assert port_in_use(server.http_port)
-        finally:
-            server.stop()
-
-
-def test_dev_server_keeps_the_callers_port_when_it_retries() -> None:
-    # A restart on the same port (the crash tests' and `automations dev`'s) must stay there.
-    fixed = free_port()
-    with listening_socket() as taken:
-        server = DevServer(port=fixed)
-        server.http_port = taken
-        try:
-            server.start()
-            assert server.port == fixed
-            assert server.http_port != taken
+            if fixed is not None:
+                assert server.port == fixed
         finally:
             server.stop()
 
