@@ -23,16 +23,13 @@ class DevServerError(RuntimeError):
 
 
 class _PortTaken(DevServerError):
-    """The server could not bind `port`: it was in use before the start, or taken during it."""
-
-    def __init__(self, port: int, message: str) -> None:
-        super().__init__(message)
-        self.port = port
+    """A port was lost to a race (taken by another process, or by another of the server's own
+    ports) and another start on fresh ports may succeed."""
 
 
 # How the server's log says it lost a port, e.g. "listen tcp 127.0.0.1:34305: bind: address
 # already in use".
-_PORT_TAKEN = re.compile(r"listen tcp [\d.]+:(\d+): bind: address already in use")
+_PORT_TAKEN = re.compile(r"listen tcp [\d.]+:\d+: bind: address already in use")
 PORT_RACE_ATTEMPTS = 3
 
 
@@ -172,11 +169,11 @@ class DevServer:
     ) -> None:
         if sqlite_sync not in SQLITE_SYNC_MODES:
             raise ValueError(f"sqlite_sync must be one of {', '.join(SQLITE_SYNC_MODES)}")
-        self.port = port or free_port()
-        self.ui_port = ui_port or (free_port() if ui else None)
-        self.http_port = free_port()  # Temporal's HTTP API (Nexus callbacks use it)
-        # The ports the caller fixed; the others may be picked again after a bind race.
+        # The ports the caller fixed; the others are picked here, and again after a lost race.
         self._fixed_ports = {fixed for fixed in (port, ui_port) if fixed}
+        self.port = port or self._free_port()
+        self.ui_port = ui_port or (self._free_port() if ui else None)
+        self.http_port = self._free_port()  # Temporal's HTTP API (Nexus callbacks use it)
         self.ui = ui
         self.db_file = db_file
         self.namespace = namespace
@@ -229,23 +226,24 @@ class DevServer:
         return command
 
     def start(self, timeout: float = 30.0) -> DevServer:
-        """Start and wait until SERVING; a lost race for a port the caller did not fix is retried.
-
-        The CLI picks its HTTP, metrics and membership ports by binding port 0 and letting go, so
-        another process can take one before the server binds it again.
-        """
+        """Start and wait until SERVING. A port lost during the start is a race, retried on
+        fresh ports (the caller's own stay): the CLI picks its metrics and membership ports, and
+        we the others, by binding port 0 and letting go, so another process, or another of the
+        server's ports, can take one before the server binds it. A port the caller fixed that is
+        in use before the start is refused at once."""
         if self.process is not None:
             raise DevServerError(f"already running (PID {self.process.pid})")
         for attempt in range(1, PORT_RACE_ATTEMPTS + 1):
             try:
                 return self._start_once(timeout)
-            except _PortTaken as taken:
-                if taken.port in self._fixed_ports or attempt == PORT_RACE_ATTEMPTS:
+            except _PortTaken:
+                if attempt == PORT_RACE_ATTEMPTS:
                     raise
-                self.port = self.port if self.port in self._fixed_ports else free_port()
+                if self.port not in self._fixed_ports:
+                    self.port = self._free_port()
                 if self.ui_port is not None and self.ui_port not in self._fixed_ports:
-                    self.ui_port = free_port()
-                self.http_port = free_port()
+                    self.ui_port = self._free_port()
+                self.http_port = self._free_port()
         raise AssertionError("unreachable")
 
     def _start_once(self, timeout: float) -> DevServer:
@@ -253,7 +251,8 @@ class DevServer:
         for port in (self.port, self.ui_port if self.ui else None):
             if port is not None and port_in_use(port):
                 self._remove_own_log()
-                raise _PortTaken(port, f"port {port} is already in use")
+                message = f"port {port} is already in use"
+                raise DevServerError(message) if port in self._fixed_ports else _PortTaken(message)
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
@@ -277,11 +276,19 @@ class DevServer:
             tail = self.log_tail()
             self._remove_own_log()
             message = f"the Temporal dev server did not start ({status}):\n{tail}"
-            taken = _PORT_TAKEN.search(tail)
-            if exited is not None and taken is not None:
-                raise _PortTaken(int(taken.group(1)), message)
+            if exited is not None and _PORT_TAKEN.search(tail):
+                raise _PortTaken(message)
             raise DevServerError(message)
         return self
+
+    def _free_port(self) -> int:
+        """A free port that is none of this server's others: a port the caller fixed is not
+        bound yet, so the kernel may hand it out again (the HTTP API's once came back as the
+        caller's gRPC port, and the server lost it to itself)."""
+        ours = {*self._fixed_ports, *(vars(self).get(name) for name in ("port", "ui_port"))}
+        while (port := free_port()) in ours:
+            pass
+        return port
 
     def _wait_serving(self, deadline: float) -> bool:
         """The port opens before the frontend is healthy; ask the server itself."""

@@ -128,6 +128,22 @@ def test_dev_server_retries_a_port_another_process_took_while_it_started(
             server.stop()
 
 
+def test_dev_server_picks_its_own_ports_apart_from_the_callers() -> None:
+    # The caller's port is not bound until the server starts, so the kernel may hand it out
+    # again as one of ours: once the HTTP API's came back as the gRPC one, and the server, bound
+    # to it twice, could not start.
+    fixed = free_port()
+    server = DevServer(port=fixed)
+    server.http_port = fixed  # as the kernel once handed it out
+    try:
+        server.start()
+        assert server.port == fixed
+        assert server.http_port != fixed
+        assert port_in_use(server.http_port)
+    finally:
+        server.stop()
+
+
 def test_dev_server_failure_says_why_from_its_log() -> None:
     server = DevServer(dynamic_config={"some.key": "not json"})
     started = time.monotonic()
