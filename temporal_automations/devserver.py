@@ -285,7 +285,7 @@ class DevServer:
         """A free port that is none of this server's others: a port the caller fixed is not
         bound yet, so the kernel may hand it out again (the HTTP API's once came back as the
         caller's gRPC port, and the server lost it to itself)."""
-        ours = {*self._fixed_ports, *(vars(self).get(name) for name in ("port", "ui_port"))}
+        ours = {*self._fixed_ports, getattr(self, "port", None), getattr(self, "ui_port", None)}
         while (port := free_port()) in ours:
             pass
         return port
