@@ -126,3 +126,4 @@ ACTIVITY_FOR_ACTION = {
 }
 EMIT_EVENTS = "emit_events"
 CALL_WEBHOOKS = "call_webhooks"  # a WebhookBatch
+DELIVER_PARCEL = "deliver_parcel"  # an inbox round: a parcel (temporal_automations.parcels)

@@ -15,6 +15,7 @@ from temporal_automations.api import errors, openapi
 from temporal_automations.api.deps import automation_log_context, require_api_key
 from temporal_automations.api.edge import TooLargeAsJson
 from temporal_automations.api.events_store import EventsStore
+from temporal_automations.api.inbox import InboxSender
 from temporal_automations.api.lag import LagForwarder
 from temporal_automations.api.page import router as page
 from temporal_automations.api.routers import (
@@ -41,7 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = await connect(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
         store = AutomationStore(client, settings)
-        router = EventRouter(client, ready=lambda: store.ready)
+        inbox = InboxSender(client, settings.task_queue, settings.inbox_high_water_bytes)
+        router = EventRouter(
+            client,
+            ready=lambda: store.ready,
+            inbox=inbox,
+            inbox_min_automations=settings.inbox_min_automations,
+        )
         store.on_change(router.catalog_changed)
         # Served at once: the catalog loads meanwhile (events get 503 until it is complete)
         # and then follows the changes other API processes make.

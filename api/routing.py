@@ -5,7 +5,8 @@
 - `SignalBatcher`: one signal in flight per automation; events that arrive meanwhile ride the
   next signal together (micro-batching that adds no wait when the load is low).
 - `EventRouter`: validates nothing (the edge did), routes, batches, and returns only once every
-  interested workflow has durably accepted the events.
+  interested workflow has durably accepted the events, or the inbox workflow has (api/inbox.py):
+  a request whose events go to many automations costs one signal instead of one per automation.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from pydantic_core import to_json
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from temporal_automations.api.inbox import InboxSender, settle
 from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import MAX_PAYLOAD_DEPTH, Event, trim_payload
 from temporal_automations.domain.lifecycle import is_own_event
@@ -122,6 +125,7 @@ class SignalBatcher:
     def __init__(self, client: Client) -> None:
         self.client = client
         self._queues: dict[UUID, list[_Pending]] = {}
+        self._draining: dict[UUID, asyncio.Task[None]] = {}
 
     async def deliver(self, automation_id: UUID, events: list[Event], size: int) -> None:
         """Return once the automation's workflow has durably accepted `events`."""
@@ -137,8 +141,14 @@ class SignalBatcher:
         batch.size += size
         batch.waiters.append(waiter)
         if not sending:
-            asyncio.create_task(self._drain(automation_id))
+            self._draining[automation_id] = asyncio.create_task(self._drain(automation_id))
         await waiter
+
+    async def settled(self, automation_ids: Iterable[UUID]) -> None:
+        """Return once nothing queued so far for these automations is still on its way."""
+        draining = [self._draining[a] for a in automation_ids if a in self._draining]
+        if draining:
+            await asyncio.wait(draining)
 
     async def _drain(self, automation_id: UUID) -> None:
         queue = self._queues[automation_id]
@@ -151,25 +161,16 @@ class SignalBatcher:
                     await handle.signal(AutomationWorkflow.deliver, batch.events)  # type: ignore[call-overload]
                 except RPCError as error:
                     if error.status == RPCStatusCode.NOT_FOUND:
-                        _settle(batch.waiters)  # deleted meanwhile: nobody left to tell
+                        settle(batch.waiters)  # deleted meanwhile: nobody left to tell
                     else:
-                        _settle(batch.waiters, error)
+                        settle(batch.waiters, error)
                 except Exception as error:
-                    _settle(batch.waiters, error)
+                    settle(batch.waiters, error)
                 else:
-                    _settle(batch.waiters)
+                    settle(batch.waiters)
         finally:
             del self._queues[automation_id]
-
-
-def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
-    for waiter in waiters:
-        if waiter.done():
-            continue
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(error)
+            del self._draining[automation_id]
 
 
 class CatalogNotReady(RuntimeError):
@@ -177,8 +178,19 @@ class CatalogNotReady(RuntimeError):
 
 
 class EventRouter:
-    def __init__(self, client: Client, ready: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        client: Client,
+        ready: Callable[[], bool] = lambda: True,
+        inbox: InboxSender | None = None,
+        inbox_min_automations: int = 0,
+    ) -> None:
         self.batcher = SignalBatcher(client)
+        self.inbox = inbox
+        self.inbox_min_automations = inbox_min_automations
+        # Events sent through the inbox lately: a follower of one goes the same way, so that
+        # it reaches each automation after its leader.
+        self._via_inbox: OrderedDict[UUID, float] = OrderedDict()
         self.index = AutomationIndex()
         self.ready = ready
         # Ordering (`follows`) across automations: ids this process accepted recently, and
@@ -202,6 +214,7 @@ class EventRouter:
             raise CatalogNotReady("the automations catalog is still loading")
         targets: dict[UUID, list[Event]] = defaultdict(list)
         now = time.monotonic()
+        follows_inbox = False
         trim = size > STORED_PAYLOAD_BYTES  # else no payload in the request can be over it
         for position, event in enumerate(events):
             if position and position % ROUTE_SLICE == 0:
@@ -216,20 +229,58 @@ class EventRouter:
             # behind this one, is signalled after its leader on the same per-automation queue.
             self._recent_ids[event.id] = now
             self._recent_ids.move_to_end(event.id)
+            follows_inbox = follows_inbox or (
+                event.follows is not None and event.follows in self._via_inbox
+            )
             for automation in self.index.interested(event):
                 targets[automation.id].append(self._ordered(event, automation.id))
             for waiting in self._awaited.pop(event.id, ()):
                 if event not in targets[waiting]:
                     targets[waiting].append(event)
-        per_event = size // max(len(events), 1)
-        await asyncio.gather(
-            *(
-                self.batcher.deliver(automation_id, batch, per_event * len(batch))
-                for automation_id, batch in targets.items()
+        if self._goes_through_inbox(len(targets), follows_inbox):
+            await self._through_inbox(targets, events, now)
+        else:
+            per_event = size // max(len(events), 1)
+            await asyncio.gather(
+                *(
+                    self.batcher.deliver(automation_id, batch, per_event * len(batch))
+                    for automation_id, batch in targets.items()
+                )
             )
-        )
         self._forget_old_ids(now)
         return sum(len(batch) for batch in targets.values())
+
+    def _goes_through_inbox(self, automations: int, follows_inbox: bool) -> bool:
+        if self.inbox is None or not automations:
+            return False
+        if follows_inbox:
+            return True  # even over the high-water mark: its leader is in there
+        return 0 < self.inbox_min_automations <= automations and self.inbox.has_room()
+
+    async def _through_inbox(
+        self, targets: dict[UUID, list[Event]], events: Sequence[Event], now: float
+    ) -> None:
+        assert self.inbox is not None
+        for event in events:  # before any wait: a follower routed meanwhile must know
+            self._via_inbox[event.id] = now
+            self._via_inbox.move_to_end(event.id)
+        # What this process signalled these automations itself goes first: each one then gets
+        # its events in the order they came in.
+        await self.batcher.settled(targets)
+        encoded: dict[int, bytes] = {}  # each event once, however many automations get it
+
+        def json_of(event: Event) -> bytes:
+            found = encoded.get(id(event))
+            if found is None:
+                found = encoded[id(event)] = to_json(event)
+            return found
+
+        await self.inbox.send(
+            [
+                (workflow_id(automation_id), b"[" + b",".join(map(json_of, batch)) + b"]")
+                for automation_id, batch in targets.items()
+            ]
+        )
 
     def _ordered(self, event: Event, automation_id: UUID) -> Event:
         if event.follows is None:
@@ -246,6 +297,11 @@ class EventRouter:
             or next(iter(self._recent_ids.values())) < horizon
         ):
             self._recent_ids.popitem(last=False)
+        while self._via_inbox and (
+            len(self._via_inbox) > MAX_REMEMBERED_IDS
+            or next(iter(self._via_inbox.values())) < horizon
+        ):
+            self._via_inbox.popitem(last=False)
         if len(self._awaited) > MAX_REMEMBERED_IDS:
             self._awaited.clear()  # followers then wait out their 15 minutes in the workflow
 

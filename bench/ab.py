@@ -1,7 +1,7 @@
 """A/B: the same scenarios on stacks that differ in one setting, alternating A, B, A, B...
 on a fresh stack each round, the load average printed beside every figure.
 
-    python bench/ab.py --only burst,proactive,reactive --rounds 2 \\
+    python bench/ab.py --only burst,proactive,reactive,ingest_all --rounds 2 \\
         --a '{}' --b '{"dynamic": {"history.timerProcessorMaxTimeShift": "\\"20ms\\""}}'
 
 A variant is JSON: `dynamic` (the dev server's dynamic config values), `env` (the worker's and
@@ -29,6 +29,8 @@ from bench import (  # type: ignore[import-not-found]
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from side_by_side import ingest_all_matching  # type: ignore[import-not-found]  # noqa: E402
 
 from tests.stack import running_stack  # noqa: E402
 from tests.support import Receiver  # noqa: E402
@@ -67,6 +69,15 @@ async def one_round(only: set[str], variant: dict[str, Any], quick: bool) -> dic
                     for name, seconds in cpu.items()
                 }
                 figures["burst"] = burst
+            if "ingest_all" in only:
+                meter.start()
+                ingest = await ingest_all_matching(api, 100, 5 if quick else 20, 500)
+                cpu = meter.stop()
+                ingest["cpu_us_per_event"] = {
+                    name: round(seconds * 1e6 / max(ingest["events_accepted"], 1), 1)
+                    for name, seconds in cpu.items()
+                }
+                figures["ingest_all"] = ingest
     figures["load_after"] = load()
     return figures
 
@@ -80,6 +91,13 @@ def brief(figures: dict[str, Any]) -> dict[str, Any]:
         burst = figures["burst"]
         out["burst"] = f"{burst['actions_per_s']}/s dup {burst['duplicates']}"
         out["cpu_ms"] = burst["cpu_ms_per_action"]
+    if "ingest_all" in figures:
+        ingest = figures["ingest_all"]
+        out["ingest_all"] = (
+            f"{ingest['events_per_s']}/s accepted, {ingest['evaluated_per_s']}/s evaluated, "
+            f"lost {ingest['lost']}"
+        )
+        out["cpu_us"] = ingest["cpu_us_per_event"]
     return out
 
 

@@ -130,6 +130,20 @@ class Settings(BaseSettings):
         description="How long the events store keeps events, by occurred time (seconds)",
     )
 
+    inbox_min_automations: int = Field(
+        8,
+        ge=0,
+        description="A request whose events go to at least this many automations is handed to "
+        "the inbox workflow in one signal (answered once the inbox holds it), which delivers "
+        "to them in rounds; a smaller one is signalled to each automation directly. 0: never",
+    )
+    inbox_high_water_bytes: int = Field(
+        4_000_000,
+        ge=0,
+        description="Past this backlog in the inbox, requests go to their automations directly "
+        "again, so a client that sends faster than they take events waits for them",
+    )
+
     max_event_bytes: int = 1_500_000
     max_request_bytes: int = Field(
         16_000_000, description="Largest body POST /api/events takes (refused while it streams)"

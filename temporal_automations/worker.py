@@ -1,5 +1,5 @@
-"""The Temporal worker: runs AutomationWorkflow (and its OverflowWorkflow children) and the
-action activities.
+"""The Temporal worker: runs AutomationWorkflow (and its OverflowWorkflow children), the
+EventInboxWorkflow that fans requests out to automations, and the action activities.
 
 `python worker.py` (or `automations worker`), configured by environment: TEMPORAL_ADDRESS,
 TEMPORAL_NAMESPACE, TASK_QUEUE, API_URL, API_KEY, ALLOW_PRIVATE_WEBHOOKS.
@@ -21,6 +21,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from temporal_automations.activities.actions import ActionActivities
+from temporal_automations.activities.inbox import InboxActivities
 from temporal_automations.activities.log_context import ActionLogContext
 from temporal_automations.activities.prefect import PrefectActivities, PrefectClient
 from temporal_automations.activities.rendering import TemplateRenderer
@@ -29,8 +30,10 @@ from temporal_automations.settings import Settings
 from temporal_automations.temporal import connect, ensure_search_attributes
 from temporal_automations.workflows import automation as automation_module
 from temporal_automations.workflows import carried as carried_module
+from temporal_automations.workflows import inbox as inbox_module
 from temporal_automations.workflows import overflow as overflow_module
 from temporal_automations.workflows.automation import AutomationWorkflow
+from temporal_automations.workflows.inbox import EventInboxWorkflow
 from temporal_automations.workflows.overflow import OverflowWorkflow
 
 log = logging.getLogger("automations.worker")
@@ -44,7 +47,7 @@ def cache_workflow_bytecode() -> None:
     workflow it runs, and without a .pyc each import compiles the source again. Measured with
     300 automations on an in-process worker: 7.0 s to start them without, 2.9 s with.
     (An installed package has its .pyc from pip; a read-only tree is left as it is.)"""
-    for module in (automation_module, carried_module, overflow_module):
+    for module in (automation_module, carried_module, overflow_module, inbox_module):
         source = getattr(module, "__file__", None)
         if not source or not source.endswith(".py"):
             continue
@@ -69,11 +72,12 @@ def build_worker(
         *ActionActivities(settings, http, prefect, renderer).all(),
         *PrefectActivities(prefect, renderer).all(),
         *TemporalActivities(settings.target_connection(), renderer).all(),
+        *InboxActivities(client).all(),
     ]
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[AutomationWorkflow, OverflowWorkflow],
+        workflows=[AutomationWorkflow, OverflowWorkflow, EventInboxWorkflow],
         activities=activities,
         interceptors=[ActionLogContext()],  # automation and firing ids on activities' records
         max_concurrent_activities=200,

@@ -20,6 +20,8 @@ from typing import Any, TypeVar, cast
 
 import httpx
 from aiohttp import web
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 
@@ -366,3 +368,38 @@ def settled(
         return status if is_settled(status, received) else None
 
     return eventually(settled_status, timeout, what=f"automation {automation_id} settled")
+
+
+# --------------------------------------------------------------------------- histories
+
+
+async def deliver_signals(
+    client: Client, workflow: str
+) -> list[history_pb.WorkflowExecutionSignaledEventAttributes]:
+    """The `deliver` signals of every run of `workflow`, oldest first."""
+    runs: list[list[history_pb.WorkflowExecutionSignaledEventAttributes]] = []
+    run_id: str | None = None
+    while True:
+        history = await client.get_workflow_handle(workflow, run_id=run_id).fetch_history()
+        runs.append(
+            [
+                event.workflow_execution_signaled_event_attributes
+                for event in history.events
+                if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+                and event.workflow_execution_signaled_event_attributes.signal_name == "deliver"
+            ]
+        )
+        started = history.events[0].workflow_execution_started_event_attributes
+        run_id = started.continued_execution_run_id or None
+        if run_id is None:
+            return [signal for run in reversed(runs) for signal in run]
+
+
+async def delivered_event_ids(client: Client, workflow: str) -> list[str]:
+    """The ids of every event signalled to `workflow` (all its runs), in the order it got them."""
+    return [
+        item["id"]
+        for signal in await deliver_signals(client, workflow)
+        for payload in signal.input.payloads
+        for item in json.loads(payload.data)
+    ]

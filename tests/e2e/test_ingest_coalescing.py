@@ -5,46 +5,21 @@ doubles or reorders an event: each is delivered exactly once, a request's events
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from uuid import UUID
 
 import pytest
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import message_pb2 as history_pb
 from temporalio.client import Client
 
 from temporal_automations.temporal import workflow_id
 from tests.stack import Stack, running_stack
-from tests.support import event_json
+from tests.support import deliver_signals, delivered_event_ids, event_json
 
 pytestmark = pytest.mark.e2e
 
 REQUESTS = 24
 EVENTS_PER_REQUEST = 50
-
-
-async def deliver_signals(
-    client: Client, workflow: str
-) -> list[history_pb.WorkflowExecutionSignaledEventAttributes]:
-    """The `deliver` signals of every run of `workflow`, oldest first."""
-    runs: list[list[history_pb.WorkflowExecutionSignaledEventAttributes]] = []
-    run_id: str | None = None
-    while True:
-        history = await client.get_workflow_handle(workflow, run_id=run_id).fetch_history()
-        runs.append(
-            [
-                event.workflow_execution_signaled_event_attributes
-                for event in history.events
-                if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-                and event.workflow_execution_signaled_event_attributes.signal_name == "deliver"
-            ]
-        )
-        started = history.events[0].workflow_execution_started_event_attributes
-        run_id = started.continued_execution_run_id or None
-        if run_id is None:
-            return [signal for run in reversed(runs) for signal in run]
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +69,7 @@ async def test_concurrent_requests_share_signals_and_keep_every_event_once_in_or
     # continued as new meanwhile).
     client = await Client.connect(stack.temporal_address)
     signals = await deliver_signals(client, workflow_id(UUID(automation_id)))
-    delivered = [
-        item["id"]
-        for signal in signals
-        for payload in signal.input.payloads
-        for item in json.loads(payload.data)
-    ]
+    delivered = await delivered_event_ids(client, workflow_id(UUID(automation_id)))
     sent = [event["id"] for body in requests for event in body]
     assert sorted(delivered) == sorted(sent)  # each exactly once
     position = {event_id: index for index, event_id in enumerate(delivered)}

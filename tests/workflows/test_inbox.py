@@ -1,0 +1,201 @@
+"""The inbox workflow and its parcels: what a round takes and merges, what it drops and records,
+and that it carries what it holds across continue-as-new. The workflow tests run the production
+worker (sandboxed) on Temporal's time-skipping test server, with real automations."""
+
+from __future__ import annotations
+
+import json
+from contextlib import AsyncExitStack
+from datetime import timedelta
+
+import pytest
+from pydantic_core import to_json
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue
+from temporalio.testing import WorkflowEnvironment
+
+from temporal_automations.domain.events import Event
+from temporal_automations.parcels import ParcelError, events_list, pack, unpack
+from temporal_automations.temporal import workflow_id
+from temporal_automations.workflows.inbox import (
+    ACCEPT_SIGNAL,
+    MAX_SIGNAL_BYTES,
+    EventInboxWorkflow,
+    InboxRun,
+    InboxStatus,
+    inbox_workflow_id,
+)
+from tests.support import Receiver, eventually_async, make_automation, make_event
+from tests.workflow_support import automation_workflow, received, running_worker, status_when
+
+AUTOMATION = "automation-00000000-0000-0000-0000-000000000001"
+
+
+def events_json(*events: Event) -> bytes:
+    return b"[" + b",".join(to_json(event) for event in events) + b"]"
+
+
+def parcel(deliveries: list[tuple[str, bytes]]) -> RawValue:
+    return RawValue(Payload(metadata={"encoding": b"binary/plain"}, data=pack(deliveries)))
+
+
+# --------------------------------------------------------------------------- parcels
+
+
+def test_a_parcel_reads_back_as_it_was_packed() -> None:
+    other = "automation-00000000-0000-0000-0000-000000000002"
+    deliveries = [(AUTOMATION, b'[{"a":1}]'), (other, b"[]"), (AUTOMATION, b'[{"b":"\\n"}]')]
+    assert unpack(pack(deliveries)) == deliveries
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b'[["automation-x", 2]]\n[]',  # no first line
+        b"inbox-parcel/1\n",  # no header line
+        b"inbox-parcel/1\nnot json\n",
+        b'inbox-parcel/1\n{"a": 1}\n',
+        b'inbox-parcel/1\n[["workflow-of-someone-else", 2]]\n[]',  # not an automation's
+        b'inbox-parcel/1\n[["' + AUTOMATION.encode() + b'", 5]]\n[]',  # shorter than said
+        b'inbox-parcel/1\n[["' + AUTOMATION.encode() + b'", 2]]\n[]extra',
+        b'inbox-parcel/1\n[["' + AUTOMATION.encode() + b'", -1]]\n',
+        b'inbox-parcel/1\n[["' + AUTOMATION.encode() + b'", true]]\n[]',
+        b"inbox-parcel/1\n" + b"[" * 100_000 + b"\n",  # nested past the recursion limit
+    ],
+)
+def test_what_is_not_a_parcel_is_refused_with_a_parcel_error(data: bytes) -> None:
+    with pytest.raises(ParcelError):
+        unpack(data)
+
+
+def test_lists_of_events_merge_into_one_in_order() -> None:
+    assert json.loads(events_list([b"[1, 2]", b" [ ] ", b"[3]"])) == [1, 2, 3]
+    assert events_list([b"[1]"]) == b"[1]"
+
+
+def test_a_round_takes_each_automations_oldest_events_within_a_signals_bytes() -> None:
+    other = "automation-00000000-0000-0000-0000-000000000002"
+    big = '["' + "x" * (MAX_SIGNAL_BYTES - 9) + '"]'  # with [1]: 2 bytes under; with [4]: over
+    pending = [(AUTOMATION, "[1]"), (other, "[2]"), (AUTOMATION, big), (AUTOMATION, "[4]")]
+    inbox = EventInboxWorkflow(InboxRun(pending=pending))
+    first = inbox._take_round()
+    assert [target for target, _ in first] == [AUTOMATION, other]
+    assert json.loads(first[0][1]) == [1, json.loads(big)[0]]
+    assert json.loads(first[1][1]) == [2]
+    assert inbox._take_round() == [(AUTOMATION, b"[4]")]
+    assert inbox._take_round() == [] and inbox.pending_bytes == 0
+
+
+# --------------------------------------------------------------------------- the workflow
+
+
+async def inbox_status(env: WorkflowEnvironment, task_queue: str) -> InboxStatus:
+    handle = env.client.get_workflow_handle(inbox_workflow_id(task_queue))
+    return await handle.query(EventInboxWorkflow.status)
+
+
+async def test_parcels_that_wait_together_reach_each_automation_in_one_signal_in_order(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Three parcels accepted before any worker runs are one round: each automation gets one
+    signal with its events of all three, in the order the parcels came. A parcel that is not
+    one is skipped and recorded; a delivery to an automation that does not exist is dropped."""
+    env = time_skipping_env
+    trigger = {"posture": "Reactive", "expect": ["inbox.*"], "threshold": 1000, "within": 3600}
+    first, second = make_automation(trigger), make_automation(trigger)
+    missing = make_automation(trigger)
+    task_queue = "inbox-test"
+    sent: dict[str, list[Event]] = {workflow_id(first.id): [], workflow_id(second.id): []}
+    with Receiver() as receiver:
+        async with AsyncExitStack() as stack:
+            handles = [
+                await stack.enter_async_context(
+                    automation_workflow(env.client, task_queue, automation)
+                )
+                for automation in (first, second)
+            ]
+            for n in range(3):
+                deliveries = []
+                for target in sent:
+                    events = [make_event(f"inbox.{n}", f"r.{n}.{i}") for i in range(2)]
+                    sent[target] += events
+                    deliveries.append((target, events_json(*events)))
+                deliveries.append((workflow_id(missing.id), events_json(make_event("inbox.x"))))
+                await env.client.start_workflow(
+                    EventInboxWorkflow.run,
+                    # Rounds an hour apart (skipped by the test server's clock): a parcel after
+                    # the first round waits for the next one's timer.
+                    InboxRun(spacing=timedelta(hours=1), max_round_interval=timedelta(hours=1)),
+                    id=inbox_workflow_id(task_queue),
+                    task_queue=task_queue,
+                    start_signal=ACCEPT_SIGNAL,
+                    start_signal_args=[parcel(deliveries)],
+                )
+            not_a_parcel = RawValue(Payload(metadata={"encoding": b"binary/plain"}, data=b"?"))
+            inbox = env.client.get_workflow_handle(inbox_workflow_id(task_queue))
+            await inbox.signal(ACCEPT_SIGNAL, not_a_parcel)
+            async with running_worker(env.client, receiver, task_queue=task_queue):
+                for handle in handles:
+                    await status_when(handle, received(6))
+                status = await inbox_status(env, task_queue)
+                assert status.stats.parcels == 4
+                assert status.stats.skipped == 1
+                assert "not an inbox parcel" in (status.stats.last_error or "")
+                assert status.stats.gone == 1 and status.stats.refused == 0
+                assert status.stats.delivered == 2 and status.pending_bytes == 0
+                for handle in handles:
+                    history = await handle.fetch_history()
+                    signals = [
+                        e.workflow_execution_signaled_event_attributes
+                        for e in history.events
+                        if e.HasField("workflow_execution_signaled_event_attributes")
+                    ]
+                    assert len(signals) == 1
+                    ids = [item["id"] for item in json.loads(signals[0].input.payloads[0].data)]
+                    assert ids == [str(event.id) for event in sent[handle.id]]
+
+                # A parcel after a round waits for the next (its timer), then goes too.
+                later = make_event("inbox.later")
+                await inbox.signal(
+                    ACCEPT_SIGNAL, parcel([(workflow_id(first.id), events_json(later))])
+                )
+                await env.sleep(timedelta(hours=1, seconds=1))  # the test server's clock
+                await status_when(handles[0], received(7))
+                status = await inbox_status(env, task_queue)
+                assert status.stats.rounds == 2 and status.stats.delivered == 3
+
+
+async def test_the_inbox_continues_as_new_with_what_it_holds(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env = time_skipping_env
+    trigger = {"posture": "Reactive", "expect": ["inbox.*"], "threshold": 1000, "within": 3600}
+    automation = make_automation(trigger)
+    task_queue = "inbox-continue"
+    target = workflow_id(automation.id)
+    with Receiver() as receiver:
+        async with automation_workflow(env.client, task_queue, automation) as handle:
+            inbox = await env.client.start_workflow(
+                EventInboxWorkflow.run,
+                InboxRun(continue_at_signals=2),
+                id=inbox_workflow_id(task_queue),
+                task_queue=task_queue,
+            )
+            for _ in range(5):  # all in the first run's first task: 3 beyond its limit
+                await inbox.signal(
+                    ACCEPT_SIGNAL, parcel([(target, events_json(make_event("inbox.n")))])
+                )
+            first_run = (await inbox.describe()).run_id
+            async with running_worker(env.client, receiver, task_queue=task_queue):
+                await status_when(handle, received(5))
+
+                async def continued() -> InboxStatus | None:
+                    status = await inbox_status(env, task_queue)
+                    return status if status.stats.runs > 1 else None
+
+                status = await eventually_async(continued, timeout=10, what="continued as new")
+                assert (
+                    await env.client.get_workflow_handle(inbox.id).describe()
+                ).run_id != first_run
+                assert status.stats.parcels == 5 and status.pending_bytes == 0
