@@ -1,4 +1,5 @@
-"""Capture AutomationWorkflow histories from real runs, as fixtures for the replay test.
+"""Capture AutomationWorkflow and EventInbox histories from real runs, as fixtures for the
+replay test.
 
     .venv/bin/python scripts/capture_histories.py [--out tests/workflows/histories] [--only NAME]
 
@@ -31,9 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from pydantic_core import to_json
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -41,6 +45,7 @@ from temporal_automations.activities.rendering import TemplateRenderer
 from temporal_automations.devserver import ON_TIME_QUEUES, temporal_binary
 from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import Event
+from temporal_automations.parcels import pack
 from temporal_automations.settings import Settings
 from temporal_automations.temporal import (
     SEARCH_ATTRIBUTES,
@@ -56,6 +61,13 @@ from temporal_automations.workflows.automation import (
     RunLimits,
     memo_for,
     search_attributes_for,
+)
+from temporal_automations.workflows.inbox import (
+    ACCEPT_SIGNAL,
+    EventInboxWorkflow,
+    InboxRun,
+    InboxStatus,
+    inbox_workflow_id,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +102,20 @@ async def start_automation(
 
 async def deliver_events(handle: WorkflowHandle[Any, Any], events: list[Event]) -> None:
     await handle.signal(AutomationWorkflow.deliver, events)
+
+
+async def send_parcel(
+    client: Client, task_queue: str, data: bytes, first: InboxRun | None = None
+) -> WorkflowHandle[Any, Any]:
+    """As api/inbox.py does: signal-with-start the task queue's inbox with a parcel."""
+    return await client.start_workflow(
+        EventInboxWorkflow.run,
+        first or InboxRun(),
+        id=inbox_workflow_id(task_queue),
+        task_queue=task_queue,
+        start_signal=ACCEPT_SIGNAL,
+        start_signal_args=[RawValue(Payload(metadata={"encoding": b"binary/plain"}, data=data))],
+    )
 
 
 async def replace_automation(handle: WorkflowHandle[Any, Any], automation: Automation) -> None:
@@ -539,6 +565,46 @@ async def overflow(stage: Stage) -> None:
     await stage.settled(handle, timeout=60)
 
 
+async def inbox(stage: Stage) -> None:
+    """The inbox: parcels for two automations and one that does not exist, one that is not a
+    parcel, rounds (the second waits for its timer) and a continue-as-new with what it holds."""
+    targets = [await stage.start(automation(REACTIVE_X)) for _ in range(2)]
+    missing = workflow_id(uuid.uuid4())
+    sent = 0
+
+    def parcel(*names: str) -> bytes:
+        nonlocal sent
+        deliveries = [(missing, b"[" + to_json(event("x")) + b"]")]
+        for handle in targets:
+            deliveries.append(
+                (handle.id, b"[" + b",".join(to_json(event(n)) for n in names) + b"]")
+            )
+        sent += len(names)
+        return pack(deliveries)
+
+    first = InboxRun(continue_at_signals=4, spacing=timedelta(milliseconds=200))
+    handle = await send_parcel(stage.client, stage.task_queue, parcel("x", "x"), first)
+    stage.handles.append(handle)
+    await send_parcel(stage.client, stage.task_queue, b"not a parcel")
+    for _ in range(4):
+        await send_parcel(stage.client, stage.task_queue, parcel("x"))
+        await asyncio.sleep(0.1)
+
+    async def delivered() -> InboxStatus:
+        return await stage.client.get_workflow_handle(handle.id).query(EventInboxWorkflow.status)
+
+    deadline = time.monotonic() + 60
+    while (status := await delivered()).stats.runs < 2 or status.pending_bytes:
+        if time.monotonic() > deadline:
+            raise ScenarioFailed(f"the inbox never delivered all and continued: {status}")
+        await asyncio.sleep(0.1)
+    for target in targets:
+        await stage.settled(target)
+        received = (await target.query(AutomationWorkflow.status)).stats.events_received
+        if received != sent:
+            raise ScenarioFailed(f"{target.id} received {received} of {sent} events")
+
+
 # --------------------------------------------------------------------------- what each must show
 
 
@@ -676,6 +742,16 @@ SCENARIOS = [
             ),
             "the transient one retried as a regular activity": scheduled("call_webhook"),
         },
+    ),
+    Scenario(
+        "inbox",
+        inbox,
+        {
+            "rounds as local activities": has(E.EVENT_TYPE_MARKER_RECORDED),
+            "a round's timer": has(E.EVENT_TYPE_TIMER_STARTED, E.EVENT_TYPE_TIMER_FIRED),
+            "continued as new": has(E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW),
+        },
+        min_runs=2,
     ),
     Scenario(
         "backlog",

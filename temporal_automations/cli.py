@@ -237,11 +237,14 @@ async def _connect_until_reachable(connection: TemporalConnection) -> Any:
 
 
 def _engine_types(settings: Settings, watched: TemporalConnection) -> list[str]:
-    """The engine's own workflow type, when the bridge watches the engine's cluster: its
-    automations are not the user's workflows."""
+    """The engine's own workflow types, when the bridge watches the engine's cluster: its
+    automations, their overflow children and the inbox are not the user's workflows."""
     from temporal_automations.temporal import WORKFLOW_TYPE
+    from temporal_automations.workflows.inbox import INBOX_WORKFLOW_TYPE
+    from temporal_automations.workflows.overflow import OVERFLOW_WORKFLOW_TYPE
 
-    return [WORKFLOW_TYPE] if watched.address == settings.temporal_address else []
+    engine = [WORKFLOW_TYPE, OVERFLOW_WORKFLOW_TYPE, INBOX_WORKFLOW_TYPE]
+    return engine if watched.address == settings.temporal_address else []
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -1,4 +1,5 @@
-"""Replay safety: today's AutomationWorkflow must replay the histories of runs recorded earlier.
+"""Replay safety: today's AutomationWorkflow and EventInboxWorkflow must replay the histories of
+runs recorded earlier.
 
 Every JSON file under histories/ (subfolders included) is one run's history, captured from a real
 dev server by `scripts/capture_histories.py`. Temporal replays a running workflow's history
@@ -21,6 +22,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from temporal_automations.workflows.automation import AutomationWorkflow
+from temporal_automations.workflows.inbox import EventInboxWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 CAPTURE = ".venv/bin/python scripts/capture_histories.py"
@@ -71,7 +73,7 @@ def captures() -> list[Path]:
 @pytest.mark.parametrize("capture", captures(), ids=lambda path: path.name)
 async def test_every_recorded_history_replays_on_todays_workflow(capture: Path) -> None:
     files = [path for path in history_files() if path.parent == capture]
-    failures = await replay([AutomationWorkflow], files)
+    failures = await replay([AutomationWorkflow, EventInboxWorkflow], files)
     assert not failures, (
         "these recorded runs no longer replay: a change altered the commands a running "
         "workflow issues; guard it with workflow.patched() and keep these histories\n"
@@ -92,16 +94,26 @@ class ChangedAutomationWorkflow:
         await workflow.sleep(timedelta(days=365), summary="a command no recorded run issued")
 
 
+@workflow.defn(name="EventInbox")
+class ChangedEventInboxWorkflow:
+    """The same careless change, to the inbox."""
+
+    @workflow.run
+    async def run(self, *args: Any) -> None:
+        await workflow.sleep(timedelta(days=365), summary="a command no recorded run issued")
+
+
 async def test_a_workflow_whose_commands_changed_fails_replay() -> None:
     """The harness catches incompatibility: replayed on a workflow of the same name whose
     commands differ, the recorded histories fail, each with a nondeterminism error. One history
     of each capture is enough to show it (all 114 took 29 s; the test above replays them all)."""
-    firsts: dict[Path, Path] = {}
+    firsts: dict[tuple[Path, str], Path] = {}  # per capture, per workflow type
     for path in history_files():
-        firsts.setdefault(path.parent, path)
+        started = load(path).events[0].workflow_execution_started_event_attributes
+        firsts.setdefault((path.parent, started.workflow_type.name), path)
     files = list(firsts.values())
-    assert len(files) > 1
-    failures = await replay([ChangedAutomationWorkflow], files)
-    assert failures, "no history failed to replay on a workflow that issues other commands"
+    assert {kind for _, kind in firsts} == {"AutomationWorkflow", "EventInbox"}
+    failures = await replay([ChangedAutomationWorkflow, ChangedEventInboxWorkflow], files)
+    assert len(failures) == len(files), "a history replayed on a workflow of other commands"
     for name, error in failures.items():
         assert isinstance(error, workflow.NondeterminismError), f"{name}: {error!r}"
