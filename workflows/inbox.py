@@ -149,12 +149,15 @@ class EventInboxWorkflow:
             self.stats.skipped += 1
             self._record_error(f"a parcel was skipped: {error}")
             return
+        skipped = 0
         for workflow_id, body in deliveries:
             if is_events_list(body):
                 self._add(workflow_id, body)
             else:
-                self.stats.skipped += 1
-                self._record_error(f"a delivery to {workflow_id} is not a JSON list: skipped")
+                skipped += 1
+        if skipped:
+            self.stats.skipped += skipped
+            self._record_error(f"{skipped} deliveries of a parcel were not JSON lists: skipped")
 
     @workflow.query
     def status(self) -> InboxStatus:

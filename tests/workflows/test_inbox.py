@@ -100,7 +100,8 @@ async def test_parcels_that_wait_together_reach_each_automation_in_one_signal_in
 ) -> None:
     """Three parcels accepted before any worker runs are one round: each automation gets one
     signal with its events of all three, in the order the parcels came. A parcel that is not
-    one is skipped and recorded; a delivery to an automation that does not exist is dropped."""
+    one, or a delivery that is not a JSON list, is skipped and recorded; a delivery to an
+    automation that does not exist is dropped."""
     env = time_skipping_env
     trigger = {"posture": "Reactive", "expect": ["inbox.*"], "threshold": 1000, "within": 3600}
     first, second = make_automation(trigger), make_automation(trigger)
@@ -135,13 +136,14 @@ async def test_parcels_that_wait_together_reach_each_automation_in_one_signal_in
             not_a_parcel = RawValue(Payload(metadata={"encoding": b"binary/plain"}, data=b"?"))
             inbox = env.client.get_workflow_handle(inbox_workflow_id(task_queue))
             await inbox.signal(ACCEPT_SIGNAL, not_a_parcel)
+            await inbox.signal(ACCEPT_SIGNAL, parcel([(workflow_id(first.id), b"[oops")]))
             async with running_worker(env.client, receiver, task_queue=task_queue):
                 for handle in handles:
                     await status_when(handle, received(6))
                 status = await inbox_status(env, task_queue)
-                assert status.stats.parcels == 4
-                assert status.stats.skipped == 1
-                assert "not an inbox parcel" in (status.stats.last_error or "")
+                assert status.stats.parcels == 5
+                assert status.stats.skipped == 2  # the parcel, and the delivery "[oops"
+                assert "not JSON lists" in (status.stats.last_error or "")
                 assert status.stats.gone == 1 and status.stats.refused == 0
                 assert status.stats.delivered == 2 and status.pending_bytes == 0
                 for handle in handles:
