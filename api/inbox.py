@@ -96,7 +96,8 @@ class InboxSender:
             self._sending = None
 
     async def _signal(self, parcel: _Parcel) -> None:
-        payload = Payload(metadata={"encoding": b"binary/plain"}, data=pack(parcel.deliveries))
+        data = pack(parcel.deliveries, compress=True)
+        payload = Payload(metadata={"encoding": b"binary/plain"}, data=data)
         await self.client.start_workflow(
             INBOX_WORKFLOW_TYPE,
             InboxRun(),

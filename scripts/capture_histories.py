@@ -580,7 +580,7 @@ async def inbox(stage: Stage) -> None:
                 (handle.id, b"[" + b",".join(to_json(event(n)) for n in names) + b"]")
             )
         sent += len(names)
-        return pack(deliveries)
+        return pack(deliveries, compress=True)  # as the API sends them
 
     first = InboxRun(continue_at_signals=4, spacing=timedelta(milliseconds=200))
     handle = await send_parcel(stage.client, stage.task_queue, parcel("x", "x"), first)

@@ -1,6 +1,7 @@
 """The inbox's wire format: a parcel holds, for each of many automations, its events.
 
-One parcel is one payload (`binary/plain`), read without parsing a single event:
+One parcel is one payload (`binary/plain`), read without parsing a single event (the API
+sends it zlib-compressed after a first line of its own, `MAGIC_ZLIB`):
 
     inbox-parcel/1\\n
     [["automation-<uuid>", 1234], ["automation-<uuid>", 567], ...]\\n
@@ -17,11 +18,16 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, Field
 
 MAGIC = b"inbox-parcel/1\n"
+# The same, zlib-compressed after this line: events repeat their keys and resource ids, so a
+# parcel shrinks ~8x, and the server stores, and sends the worker, that much less.
+MAGIC_ZLIB = b"inbox-parcel/1+zlib\n"
+MAX_UNPACKED_BYTES = 32_000_000  # what a compressed parcel may expand to
 MAX_DELIVERIES = 20_000  # per parcel: a request reaches at most every enabled automation
 # Only automations' workflows take deliveries: a parcel cannot make the inbox signal any
 # other workflow of the namespace.
@@ -36,13 +42,18 @@ class ParcelError(ValueError):
     """The bytes are not a parcel (or name a workflow that is not an automation's)."""
 
 
-def pack(deliveries: Iterable[Delivery]) -> bytes:
+def pack(deliveries: Iterable[Delivery], compress: bool = False) -> bytes:
     deliveries = list(deliveries)
     header = json.dumps([[workflow_id, len(body)] for workflow_id, body in deliveries])
-    return b"".join([MAGIC, header.encode(), b"\n", *(body for _, body in deliveries)])
+    parcel = b"".join([MAGIC, header.encode(), b"\n", *(body for _, body in deliveries)])
+    if compress:
+        return MAGIC_ZLIB + zlib.compress(parcel[len(MAGIC) :], level=1)
+    return parcel
 
 
 def unpack(data: bytes) -> list[Delivery]:
+    if data.startswith(MAGIC_ZLIB):
+        data = MAGIC + _inflated(data[len(MAGIC_ZLIB) :])
     if not data.startswith(MAGIC):
         raise ParcelError("not an inbox parcel (no inbox-parcel/1 line)")
     end = data.find(b"\n", len(MAGIC))
@@ -74,6 +85,17 @@ def unpack(data: bytes) -> list[Delivery]:
     if offset != len(data):
         raise ParcelError(f"{len(data) - offset} bytes after the parcel's last delivery")
     return deliveries
+
+
+def _inflated(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        inflated = inflater.decompress(data, MAX_UNPACKED_BYTES)
+    except zlib.error as error:
+        raise ParcelError(f"a compressed parcel that does not inflate: {error}") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ParcelError(f"a compressed parcel over {MAX_UNPACKED_BYTES} bytes, or cut short")
+    return inflated
 
 
 def events_list(items: Sequence[bytes]) -> bytes:

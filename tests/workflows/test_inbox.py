@@ -5,6 +5,7 @@ worker (sandboxed) on Temporal's time-skipping test server, with real automation
 from __future__ import annotations
 
 import json
+import zlib
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
@@ -42,10 +43,11 @@ def parcel(deliveries: list[tuple[str, bytes]]) -> RawValue:
 # --------------------------------------------------------------------------- parcels
 
 
-def test_a_parcel_reads_back_as_it_was_packed() -> None:
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_parcel_reads_back_as_it_was_packed(compress: bool) -> None:
     other = "automation-00000000-0000-0000-0000-000000000002"
     deliveries = [(AUTOMATION, b'[{"a":1}]'), (other, b"[]"), (AUTOMATION, b'[{"b":"\\n"}]')]
-    assert unpack(pack(deliveries)) == deliveries
+    assert unpack(pack(deliveries, compress=compress)) == deliveries
 
 
 @pytest.mark.parametrize(
@@ -62,7 +64,11 @@ def test_a_parcel_reads_back_as_it_was_packed() -> None:
         b'inbox-parcel/1\n[["' + AUTOMATION.encode() + b'", -1]]\n',
         b'inbox-parcel/1\n[["' + AUTOMATION.encode() + b'", true]]\n[]',
         b"inbox-parcel/1\n" + b"[" * 100_000 + b"\n",  # nested past the recursion limit
+        b"inbox-parcel/1+zlib\nnot zlib",
+        b"inbox-parcel/1+zlib\n" + zlib.compress(b"[]\n")[:-3],  # cut short
+        b"inbox-parcel/1+zlib\n" + zlib.compress(b"[]\n" + b" " * 40_000_000),  # a bomb
     ],
+    ids=lambda data: repr(data[:24]),
 )
 def test_what_is_not_a_parcel_is_refused_with_a_parcel_error(data: bytes) -> None:
     with pytest.raises(ParcelError):
