@@ -56,12 +56,23 @@ class InboxSender:
         self._asking: asyncio.Task[None] | None = None
         self._asked_at = 0.0
         self.parcels_sent = 0
+        self.turned_away = 0  # requests for many automations signalled directly: no room
 
     def has_room(self) -> bool:
         if self._backlog >= self.high_water_bytes:
             self._ask_backlog(at_once=True)
+            self.turned_away += 1
             return False
         return True
+
+    def report(self) -> dict[str, int | bool]:
+        """For /api/health: what this process sent, and the backlog it believes is there."""
+        return {
+            "parcels_sent": self.parcels_sent,
+            "backlog_bytes": self._backlog,
+            "over_high_water": self._backlog >= self.high_water_bytes,
+            "requests_sent_directly_while_over": self.turned_away,
+        }
 
     async def send(self, deliveries: list[Delivery]) -> None:
         """Return once the inbox has durably accepted `deliveries`."""

@@ -11,7 +11,10 @@ Runs the real stack (dev server, worker, API) and drives one automation per scen
 - `quiet-N`: events that match but never fire (threshold far away), N events per request,
   N = 1, 10, 100, 500 (how the cost per event falls with the batch);
 - `keys-K`: as quiet, spread over K for_each keys (what keys add);
-- `proactive`: `after`/`expect` with `within` 10 s, each opened window expires and fires.
+- `proactive`: `after`/`expect` with `within` 10 s, each opened window expires and fires;
+- `fan-out` (alone, `--only fan-out`; `--no-inbox` for the direct path): 20 requests of 500
+  events from one client, each event for one of 100 counting automations, counted over every
+  automation's history and every run of the inbox's.
 Then it reads each workflow's history (`fetch_history`) and counts per event type, with bytes
 (each history event's serialised size), divided by the events accepted and the firings.
 """
@@ -33,6 +36,7 @@ from typing import Any
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,6 +48,7 @@ from bench import (  # noqa: E402
     webhook,
 )
 from temporal_automations.temporal import workflow_id  # noqa: E402
+from temporal_automations.workflows.inbox import inbox_workflow_id  # noqa: E402
 from tests.stack import Stack, running_stack  # noqa: E402
 from tests.support import Receiver  # noqa: E402
 
@@ -60,15 +65,25 @@ SHORT = {
 }
 
 
-async def history_counts(client: Client, automation_id: str) -> dict[str, Any]:
-    """Counts and bytes of the automation's current run's history, by event type."""
-    history = await client.get_workflow_handle(workflow_id(automation_id)).fetch_history()
+async def history_counts(
+    client: Client, automation_id: str, every_run_of: str | None = None
+) -> dict[str, Any]:
+    """Counts and bytes of the automation's current run's history, by event type (or of every
+    run of the workflow `every_run_of`)."""
+    if every_run_of is None:
+        handles = [client.get_workflow_handle(workflow_id(automation_id))]
+    else:
+        handles = [
+            client.get_workflow_handle(run.id, run_id=run.run_id)
+            async for run in client.list_workflows(f'WorkflowId = "{every_run_of}"')
+        ]
     counts: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
-    for item in history.events:
-        name = EventType.Name(item.event_type).removeprefix("EVENT_TYPE_")
-        counts[name] += 1
-        sizes[name] += item.ByteSize()
+    for handle in handles:
+        for item in (await handle.fetch_history()).events:
+            name = EventType.Name(item.event_type).removeprefix("EVENT_TYPE_")
+            counts[name] += 1
+            sizes[name] += item.ByteSize()
     return {
         "history_events": sum(counts.values()),
         "history_bytes": sum(sizes.values()),
@@ -185,6 +200,42 @@ async def scenario_quiet(
     }
 
 
+async def scenario_fan_out(
+    api: httpx.AsyncClient, temporal: Client, stack: Stack, requests: int, automations: int = 100
+) -> dict[str, Any]:
+    """The all-matching ingest: 500-event requests from one client, each event for one of
+    `automations` counting automations; through the inbox unless INBOX_MIN_AUTOMATIONS is 0.
+    Counted over every automation's history and every run of the inbox's."""
+    ids = [
+        await create(api, counting_automation(f"cost fan-out {n}", f"cost.fan.{n}"))
+        for n in range(automations)
+    ]
+    befores = [await settled(temporal, automation, 0.5) for automation in ids]
+    events = [
+        event(f"cost.fan.{index % automations}", f"cost.run.{uuid.uuid4()}")
+        for index in range(requests * 500)
+    ]
+    await post_all(api, events, 500, 0.0)
+    totals: Counter[str] = Counter()
+    for automation, before in zip(ids, befores, strict=True):
+        after = await settled(temporal, automation, 1.0)
+        totals.update({k: after.get(k, 0) - before.get(k, 0) for k in after})
+    inbox = inbox_workflow_id(stack.env["TASK_QUEUE"])
+    try:
+        inbox_counts = await history_counts(temporal, "", every_run_of=inbox)
+    except RPCError:
+        inbox_counts = {}
+    return {
+        "events": len(events),
+        "per_request": 500,
+        "automations": automations,
+        "automation_signals_per_request": round(totals["signals"] / requests, 2),
+        "per_event": per(totals, len(events), PER_KEYS),
+        "inbox_per_event": per(inbox_counts, len(events), PER_KEYS),
+        "inbox_runs": inbox_counts.get("workflow_execution_started", 0),
+    }
+
+
 async def scenario_proactive(
     api: httpx.AsyncClient, temporal: Client, receiver: Receiver, n: int
 ) -> dict[str, Any]:
@@ -214,11 +265,14 @@ async def scenario_proactive(
     return {"events": n, "firings": n, "per_event_and_firing": per(delta, n, PER_KEYS)}
 
 
-async def run(stack: Stack, n: int) -> dict[str, Any]:
+async def run(stack: Stack, n: int, only: str | None) -> dict[str, Any]:
     temporal = await Client.connect(stack.temporal_address)
     figures: dict[str, Any] = {"load_average": [round(x, 2) for x in os.getloadavg()]}
     with Receiver() as receiver:
         async with stack.client(timeout=60) as api:
+            if only == "fan-out":
+                figures["fan-out"] = await scenario_fan_out(api, temporal, stack, 20)
+                return figures
             figures["reactive-1"] = await scenario_firing(
                 api, temporal, receiver, "reactive", n // 4, 1
             )
@@ -239,9 +293,14 @@ async def run(stack: Stack, n: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--only", choices=["fan-out"], help="only this scenario")
+    parser.add_argument(
+        "--no-inbox", action="store_true", help="the API signals each automation itself"
+    )
     args = parser.parse_args()
-    with running_stack(persistent=True) as stack:
-        figures = asyncio.run(run(stack, args.events))
+    env = {"INBOX_MIN_AUTOMATIONS": "0"} if args.no_inbox else None
+    with running_stack(persistent=True, extra_env=env) as stack:
+        figures = asyncio.run(run(stack, args.events, args.only))
     print(json.dumps(figures, indent=2))
 
 

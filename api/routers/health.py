@@ -402,10 +402,13 @@ def monitor(app: FastAPI) -> HealthMonitor:
 async def health(request: Request) -> JSONResponse:
     """200 when Temporal answers and a worker does ("degraded" if some automations are wedged);
     503 when Temporal or every worker is gone, or while the catalog of automations loads
-    (`"status": "loading"`, with `Retry-After`; events are refused until it is complete)."""
+    (`"status": "loading"`, with `Retry-After`; events are refused until it is complete).
+    `inbox`: this API process's parcels to the inbox and the backlog it believes is there."""
     current = await monitor(request.app).current()
     report = current.as_json()
     report["catalog"] = request.app.state.store.catalog_health()
+    inbox = request.app.state.router.inbox
+    report["inbox"] = inbox.report() if inbox is not None else None
     if report["status"] != "unavailable" and not report["catalog"]["loaded"]:
         report["status"] = "loading"
         return JSONResponse(report, status_code=503, headers={"Retry-After": "1"})

@@ -83,6 +83,12 @@ def test_health_is_503_within_5_s_of_the_worker_dying_and_200_once_one_is_back(
 
     report = eventually(asked_a_worker, 5, what="a health check that asked a worker")
     assert report.pop("catalog")["loaded"] is True  # tests/e2e/test_scale.py covers the catalog
+    assert report.pop("inbox") == {  # nothing went through it here
+        "parcels_sent": 0,
+        "backlog_bytes": 0,
+        "over_high_water": False,
+        "requests_sent_directly_while_over": 0,
+    }
     assert report | {"checked_at": None} == {
         "status": "ok",
         "temporal": True,

@@ -79,6 +79,8 @@ async def test_each_automation_gets_its_events_once_in_the_order_they_were_sent(
 
     status = await inbox_status(stack)
     assert status.stats.parcels == REQUESTS, status  # each request was one signal to the inbox
+    health = httpx.get(f"{stack.api_url}/health", headers=stack.headers, timeout=30).json()
+    assert health["inbox"]["parcels_sent"] == REQUESTS, health
     assert (status.stats.gone, status.stats.refused, status.stats.skipped) == (0, 0, 0), status
     assert status.pending_bytes == 0, status
     client = await Client.connect(stack.temporal_address)
