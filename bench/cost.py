@@ -231,7 +231,7 @@ async def scenario_fan_out(
         "automations": automations,
         "automation_signals_per_request": round(totals["signals"] / requests, 2),
         "per_event": per(totals, len(events), PER_KEYS),
-        "inbox_per_event": per(inbox_counts, len(events), PER_KEYS),
+        "inbox_per_request": per(inbox_counts, requests, PER_KEYS),
         "inbox_runs": inbox_counts.get("workflow_execution_started", 0),
     }
 
