@@ -11,6 +11,7 @@ from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from temporal_automations.activities.requests import DELIVER_PARCEL
@@ -31,8 +32,8 @@ class InboxActivities:
         one delivery: the report says which to drop and which to send again."""
         try:
             deliveries = unpack(parcel.payload.data)
-        except ParcelError as error:
-            return DeliveryReport(refused={0: f"not a parcel: {error}"})
+        except ParcelError as error:  # the inbox packed it: the round fails, to be run again
+            raise ApplicationError(f"not a parcel: {error}", non_retryable=True) from None
         report = DeliveryReport()
         gate = asyncio.Semaphore(SIGNALS_AT_ONCE)
 

@@ -76,6 +76,8 @@ class InboxSender:
 
     async def send(self, deliveries: list[Delivery]) -> None:
         """Return once the inbox has durably accepted `deliveries`."""
+        if not deliveries:
+            return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for workflow_id, body in deliveries:
             if not self._queue or self._queue[-1].size + len(body) > MAX_PARCEL_BYTES:
