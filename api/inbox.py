@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio.api.common.v1 import Payload
@@ -21,6 +20,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import RawValue
 from temporalio.service import RPCError, RPCStatusCode
 
+from temporal_automations.api.pending import Pending, settle
 from temporal_automations.parcels import Delivery, pack
 from temporal_automations.workflows.inbox import (
     ACCEPT_SIGNAL,
@@ -37,20 +37,13 @@ QUERY_EVERY = 0.2  # seconds between two questions about the inbox's backlog
 QUERY_TIMEOUT = timedelta(seconds=5)
 
 
-@dataclass
-class _Parcel:
-    deliveries: list[Delivery] = field(default_factory=list)
-    size: int = 0
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
-
-
 class InboxSender:
     def __init__(self, client: Client, task_queue: str, high_water_bytes: int) -> None:
         self.client = client
         self.task_queue = task_queue
         self.workflow_id = inbox_workflow_id(task_queue)
         self.high_water_bytes = high_water_bytes
-        self._queue: list[_Parcel] = []
+        self._queue: list[Pending[Delivery]] = []
         self._sending: asyncio.Task[None] | None = None
         self._backlog = 0  # bytes: the last answer, plus what was sent after it was asked
         self._asking: asyncio.Task[None] | None = None
@@ -81,9 +74,9 @@ class InboxSender:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for workflow_id, body in deliveries:
             if not self._queue or self._queue[-1].size + len(body) > MAX_PARCEL_BYTES:
-                self._queue.append(_Parcel())
+                self._queue.append(Pending[Delivery]())
             parcel = self._queue[-1]
-            parcel.deliveries.append((workflow_id, body))
+            parcel.items.append((workflow_id, body))
             parcel.size += len(body)
         self._queue[-1].waiters.append(waiter)  # the last parcel goes last: all are in then
         if self._sending is None:
@@ -108,8 +101,8 @@ class InboxSender:
         finally:
             self._sending = None
 
-    async def _signal(self, parcel: _Parcel) -> None:
-        data = pack(parcel.deliveries, compress=True)
+    async def _signal(self, parcel: Pending[Delivery]) -> None:
+        data = pack(parcel.items, compress=True)
         payload = Payload(metadata={"encoding": b"binary/plain"}, data=data)
         await self.client.start_workflow(
             INBOX_WORKFLOW_TYPE,
@@ -150,14 +143,3 @@ class InboxSender:
             self._asking = None
         # What went out while the question was on its way is not in the answer.
         self._backlog = pending + max(self._backlog - sent_before, 0)
-
-
-def settle(waiters: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
-    """Wake every waiter still waiting: done, or failed with `error`."""
-    for waiter in waiters:
-        if waiter.done():
-            continue
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(error)

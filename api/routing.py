@@ -15,14 +15,14 @@ import asyncio
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from uuid import UUID
 
 from pydantic_core import to_json
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from temporal_automations.api.inbox import InboxSender, settle
+from temporal_automations.api.inbox import InboxSender
+from temporal_automations.api.pending import Pending, settle
 from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import MAX_PAYLOAD_DEPTH, Event, trim_payload
 from temporal_automations.domain.lifecycle import is_own_event
@@ -114,17 +114,10 @@ class AutomationIndex:
         ]
 
 
-@dataclass
-class _Pending:
-    events: list[Event] = field(default_factory=list)
-    size: int = 0
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
-
-
 class SignalBatcher:
     def __init__(self, client: Client) -> None:
         self.client = client
-        self._queues: dict[UUID, list[_Pending]] = {}
+        self._queues: dict[UUID, list[Pending[Event]]] = {}
         self._draining: dict[UUID, asyncio.Task[None]] = {}
 
     async def deliver(self, automation_id: UUID, events: list[Event], size: int) -> None:
@@ -135,9 +128,9 @@ class SignalBatcher:
         if queue is None:
             queue = self._queues[automation_id] = []
         if not queue or queue[-1].size + size > MAX_SIGNAL_BYTES:
-            queue.append(_Pending())
+            queue.append(Pending[Event]())
         batch = queue[-1]
-        batch.events += events
+        batch.items += events
         batch.size += size
         batch.waiters.append(waiter)
         if not sending:
@@ -158,7 +151,7 @@ class SignalBatcher:
                 batch = queue.pop(0)
                 try:
                     # `deliver` takes the batch raw (RawValue) to decode it event by event.
-                    await handle.signal(AutomationWorkflow.deliver, batch.events)  # type: ignore[call-overload]
+                    await handle.signal(AutomationWorkflow.deliver, batch.items)  # type: ignore[call-overload]
                 except RPCError as error:
                     if error.status == RPCStatusCode.NOT_FOUND:
                         settle(batch.waiters)  # deleted meanwhile: nobody left to tell
