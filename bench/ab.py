@@ -24,6 +24,7 @@ from bench import (  # type: ignore[import-not-found]
     bench_burst,
     bench_proactive,
     bench_reactive,
+    bench_reactive_fan_out,
     create,
     load,
 )
@@ -58,6 +59,10 @@ async def one_round(only: set[str], variant: dict[str, Any], quick: bool) -> dic
             await caught_up(stack)
             if "reactive" in only:
                 figures["reactive"] = await bench_reactive(api, receiver, 50 if quick else 200)
+            if "reactive_fan_out" in only:
+                figures["reactive_fan_out"] = await bench_reactive_fan_out(
+                    api, receiver, 30 if quick else 100
+                )
             if "proactive" in only:
                 figures["proactive"] = await bench_proactive(api, receiver, 20 if quick else 60)
             if "burst" in only:
@@ -84,7 +89,7 @@ async def one_round(only: set[str], variant: dict[str, Any], quick: bool) -> dic
 
 def brief(figures: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"load": figures["load"][0]}
-    for name in ("reactive", "proactive"):
+    for name in ("reactive", "reactive_fan_out", "proactive"):
         if name in figures:
             out[name] = f"p50 {figures[name]['p50_ms']} p99 {figures[name]['p99_ms']}"
     if "burst" in figures:

@@ -173,6 +173,34 @@ async def bench_reactive(client: httpx.AsyncClient, receiver: Receiver, n: int) 
     return {"received": len(latencies), "sent": n, **summary_ms(latencies)}
 
 
+async def bench_reactive_fan_out(
+    client: httpx.AsyncClient, receiver: Receiver, n: int, automations: int = 10
+) -> dict[str, Any]:
+    """The reactive scenario with each event heard by `automations` automations (8 or more go
+    through the inbox): from the event accepted to each automation's webhook received."""
+    for index in range(automations):
+        await create(
+            client,
+            {
+                "name": f"bench reactive fan-out {index}",
+                "trigger": {"posture": "Reactive", "expect": ["bench.fan"], "threshold": 1},
+                "actions": [webhook(receiver, f"fan{index}")],
+            },
+        )
+    accepted: dict[str, float] = {}
+    for _ in range(n):
+        resource_id = f"bench.run.{uuid.uuid4()}"
+        response = await client.post("/events", json=[event("bench.fan", resource_id)])
+        response.raise_for_status()
+        accepted[resource_id] = time.time()
+        await asyncio.sleep(0.02)
+    latencies: list[float] = []
+    for index in range(automations):
+        seen = await wait_for_arrivals(receiver, f"fan{index}", n, timeout=60)
+        latencies += [seen[key] - at for key, at in accepted.items() if key in seen]
+    return {"received": len(latencies), "sent": n * automations, **summary_ms(latencies)}
+
+
 def counting_automation(name: str, expect: str, **trigger: Any) -> dict[str, Any]:
     """An automation that counts the events it matches and never fires (100,000 an hour)."""
     return {

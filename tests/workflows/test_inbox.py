@@ -207,3 +207,34 @@ async def test_the_inbox_continues_as_new_with_what_it_holds(
                     await env.client.get_workflow_handle(inbox.id).describe()
                 ).run_id != first_run
                 assert status.stats.parcels == 5 and status.pending_bytes == 0
+
+
+async def test_a_quiet_inbox_delivers_each_parcel_at_once(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Rounds are paced only while busy: after a round that carried one parcel, the next
+    parcel goes at once, even with rounds paced an hour apart (the test server's clock never
+    moves here: a wait for the pace's timer would not end)."""
+    env = time_skipping_env
+    trigger = {"posture": "Reactive", "expect": ["inbox.*"], "threshold": 1000, "within": 3600}
+    automation = make_automation(trigger)
+    task_queue = "inbox-quiet"
+    target = workflow_id(automation.id)
+    hour = timedelta(hours=1)
+    with Receiver() as receiver:
+        async with (
+            automation_workflow(env.client, task_queue, automation) as handle,
+            running_worker(env.client, receiver, task_queue=task_queue),
+        ):
+            for count in (1, 2, 3):
+                await env.client.start_workflow(
+                    EventInboxWorkflow.run,
+                    InboxRun(spacing=hour, max_round_interval=hour),
+                    id=inbox_workflow_id(task_queue),
+                    task_queue=task_queue,
+                    start_signal=ACCEPT_SIGNAL,
+                    start_signal_args=[parcel([(target, events_json(make_event("inbox.q")))])],
+                )
+                await status_when(handle, received(count))
+            status = await inbox_status(env, task_queue)
+            assert status.stats.rounds == 3 and status.pending_bytes == 0
