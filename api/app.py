@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ready=lambda: store.ready,
             inbox=inbox,
             inbox_min_automations=settings.inbox_min_automations,
+            inbox_min_events=settings.inbox_min_events,
         )
         store.on_change(router.catalog_changed)
         # Served at once: the catalog loads meanwhile (events get 503 until it is complete)

@@ -6,7 +6,8 @@
   next signal together (micro-batching that adds no wait when the load is low).
 - `EventRouter`: validates nothing (the edge did), routes, batches, and returns only once every
   interested workflow has durably accepted the events, or the inbox workflow has (api/inbox.py):
-  a request whose events go to many automations costs one signal instead of one per automation.
+  a bulk request whose events go to many automations costs one signal instead of one per
+  automation.
 """
 
 from __future__ import annotations
@@ -177,10 +178,12 @@ class EventRouter:
         ready: Callable[[], bool] = lambda: True,
         inbox: InboxSender | None = None,
         inbox_min_automations: int = 0,
+        inbox_min_events: int = 1,
     ) -> None:
         self.batcher = SignalBatcher(client)
         self.inbox = inbox
         self.inbox_min_automations = inbox_min_automations
+        self.inbox_min_events = inbox_min_events
         # Events sent through the inbox lately: a follower of one goes the same way, so that
         # it reaches each automation after its leader.
         self._via_inbox: OrderedDict[UUID, float] = OrderedDict()
@@ -230,7 +233,7 @@ class EventRouter:
             for waiting in self._awaited.pop(event.id, ()):
                 if event not in targets[waiting]:
                     targets[waiting].append(event)
-        if self._goes_through_inbox(len(targets), follows_inbox):
+        if self._goes_through_inbox(len(targets), len(events), follows_inbox):
             await self._through_inbox(targets, events, now)
         else:
             per_event = size // max(len(events), 1)
@@ -243,12 +246,18 @@ class EventRouter:
         self._forget_old_ids(now)
         return sum(len(batch) for batch in targets.values())
 
-    def _goes_through_inbox(self, automations: int, follows_inbox: bool) -> bool:
+    def _goes_through_inbox(self, automations: int, events: int, follows_inbox: bool) -> bool:
+        """A bulk request for many automations: its 204 waits for one signal, not one per
+        automation. A single event or a small batch goes directly, the fastest way there."""
         if self.inbox is None or not automations:
             return False
         if follows_inbox:
             return True  # even over the high-water mark: its leader is in there
-        return 0 < self.inbox_min_automations <= automations and self.inbox.has_room()
+        return (
+            0 < self.inbox_min_automations <= automations
+            and events >= self.inbox_min_events
+            and self.inbox.has_room()
+        )
 
     async def _through_inbox(
         self, targets: dict[UUID, list[Event]], events: Sequence[Event], now: float

@@ -176,8 +176,9 @@ async def bench_reactive(client: httpx.AsyncClient, receiver: Receiver, n: int) 
 async def bench_reactive_fan_out(
     client: httpx.AsyncClient, receiver: Receiver, n: int, automations: int = 10
 ) -> dict[str, Any]:
-    """The reactive scenario with each event heard by `automations` automations (8 or more go
-    through the inbox): from the event accepted to each automation's webhook received."""
+    """The reactive scenario with each event heard by `automations` automations (one event a
+    request: directly, unless INBOX_MIN_EVENTS is 1): from the event accepted to each
+    automation's webhook received."""
     for index in range(automations):
         await create(
             client,

@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         "the inbox workflow in one signal (answered once the inbox holds it), which delivers "
         "to them in rounds; a smaller one is signalled to each automation directly. 0: never",
     )
+    inbox_min_events: int = Field(
+        100,
+        ge=1,
+        description="... and holds at least this many events: a single event, or a small "
+        "batch, keeps the direct path's latency (through the inbox, one event a request for "
+        "10 automations took p50 203-262 ms against 45-52 directly)",
+    )
     inbox_high_water_bytes: int = Field(
         4_000_000,
         ge=0,

@@ -1,5 +1,6 @@
-"""Which requests the router hands to the inbox: many automations at once, while the inbox has
-room, and any request holding a follower of an event that went through it."""
+"""Which requests the router hands to the inbox: many events for many automations at once,
+while the inbox has room, and any request holding a follower of an event that went through
+it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from temporal_automations.parcels import Delivery
 from temporal_automations.temporal import workflow_id
 
 MIN_AUTOMATIONS = 3
+MIN_EVENTS = 2
 
 
 class RecordingBatcher:
@@ -63,6 +65,7 @@ def make_router() -> tuple[EventRouter, RecordingBatcher, RecordingInbox, list[A
         client=None,  # type: ignore[arg-type]  # the batcher is replaced
         inbox=inbox,  # type: ignore[arg-type]
         inbox_min_automations=MIN_AUTOMATIONS,
+        inbox_min_events=MIN_EVENTS,
     )
     batcher = RecordingBatcher()
     router.batcher = batcher  # type: ignore[assignment]
@@ -89,13 +92,14 @@ async def test_a_request_for_many_automations_is_one_parcel_with_each_ones_event
     }
 
 
-async def test_fewer_automations_or_a_full_inbox_mean_signals_of_its_own() -> None:
+async def test_fewer_automations_fewer_events_or_a_full_inbox_mean_signals_of_its_own() -> None:
     router, batcher, inbox, automations = make_router()
     await router.route([event("e0"), event("e1")], 100)  # 2 automations: under the minimum
+    await router.route([event("e2")], 100)  # 1 event: under the minimum
     inbox.room = False
     await router.route([event(f"e{n}") for n in range(MIN_AUTOMATIONS)], 100)
     assert inbox.sent == []
-    assert sorted(len(events) for events in batcher.delivered.values()) == [1, 2, 2]
+    assert sorted(len(events) for events in batcher.delivered.values()) == [2, 2, 2]
 
 
 async def test_a_follower_of_an_event_in_the_inbox_goes_through_the_inbox_too() -> None:

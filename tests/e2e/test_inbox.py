@@ -27,9 +27,11 @@ from tests.support import (
 
 pytestmark = pytest.mark.e2e
 
-AUTOMATIONS = 10  # over INBOX_MIN_AUTOMATIONS (8): every request goes through the inbox
+# At least INBOX_MIN_AUTOMATIONS (8) and INBOX_MIN_EVENTS (100): every request goes through
+# the inbox.
+AUTOMATIONS = 10
 REQUESTS = 20
-EVENTS_PER_REQUEST = 40
+EVENTS_PER_REQUEST = 100
 
 
 async def create(api: httpx.AsyncClient, body: dict[str, Any]) -> str:
@@ -93,7 +95,8 @@ def test_a_worker_killed_mid_stream_loses_no_event_of_the_inbox() -> None:
     """kill -9 between rounds or in one: a round that was not recorded runs again, and the
     automations skip the events they already have: every event acts once per automation."""
     automations, requests, per_request = 8, 12, 5
-    with Receiver() as receiver, running_stack(extra_env={"EVENTS_STORE_URL": "none"}) as stack:
+    small_requests_too = {"EVENTS_STORE_URL": "none", "INBOX_MIN_EVENTS": "1"}
+    with Receiver() as receiver, running_stack(extra_env=small_requests_too) as stack:
 
         async def scenario() -> set[tuple[str, str]]:
             expected: set[tuple[str, str]] = set()
