@@ -152,6 +152,19 @@ async def wait_for_arrivals(
 # --------------------------------------------------------------------------- scenarios
 
 
+async def one_at_a_time(client: httpx.AsyncClient, name: str, n: int) -> dict[str, float]:
+    """`n` events named `name`, each its own request 20 ms apart, as a hook sends them; when
+    each was accepted (time.time()), by its resource id."""
+    accepted: dict[str, float] = {}
+    for _ in range(n):
+        resource_id = f"bench.run.{uuid.uuid4()}"
+        response = await client.post("/events", json=[event(name, resource_id)])
+        response.raise_for_status()
+        accepted[resource_id] = time.time()
+        await asyncio.sleep(0.02)
+    return accepted
+
+
 async def bench_reactive(client: httpx.AsyncClient, receiver: Receiver, n: int) -> dict[str, Any]:
     await create(
         client,
@@ -161,13 +174,7 @@ async def bench_reactive(client: httpx.AsyncClient, receiver: Receiver, n: int) 
             "actions": [webhook(receiver, "reactive")],
         },
     )
-    accepted: dict[str, float] = {}
-    for _ in range(n):
-        resource_id = f"bench.run.{uuid.uuid4()}"
-        response = await client.post("/events", json=[event("bench.reactive", resource_id)])
-        response.raise_for_status()
-        accepted[resource_id] = time.time()
-        await asyncio.sleep(0.02)  # one at a time, as a hook would send them
+    accepted = await one_at_a_time(client, "bench.reactive", n)
     seen = await wait_for_arrivals(receiver, "reactive", n, timeout=60)
     latencies = [seen[key] - at for key, at in accepted.items() if key in seen]
     return {"received": len(latencies), "sent": n, **summary_ms(latencies)}
@@ -188,13 +195,7 @@ async def bench_reactive_fan_out(
                 "actions": [webhook(receiver, f"fan{index}")],
             },
         )
-    accepted: dict[str, float] = {}
-    for _ in range(n):
-        resource_id = f"bench.run.{uuid.uuid4()}"
-        response = await client.post("/events", json=[event("bench.fan", resource_id)])
-        response.raise_for_status()
-        accepted[resource_id] = time.time()
-        await asyncio.sleep(0.02)
+    accepted = await one_at_a_time(client, "bench.fan", n)
     latencies: list[float] = []
     for index in range(automations):
         seen = await wait_for_arrivals(receiver, f"fan{index}", n, timeout=60)
