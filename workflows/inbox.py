@@ -1,4 +1,4 @@
-"""EventInboxWorkflow: the durable fan-in for requests whose events go to many automations.
+"""EventInboxWorkflow: the durable fan-in for bulk requests whose events go to many automations.
 
 Why it exists: the API answers a request only once every automation it routed events to holds
 them. A request of 500 events that match 100 automations cost 100 signals before that answer,
@@ -13,7 +13,8 @@ The story of the inbox (one per task queue, id `automations-inbox-<task queue>`)
    for each automation, its events as a JSON list;
 2. a round takes what is pending, one merged list per automation (at most
    MAX_SIGNAL_BYTES each, the oldest first), and delivers it with one local activity that
-   signals them all at once;
+   signals them all at once; while the inbox is busy, the next round first waits a little
+   (`_gather`), so that it carries more;
 3. an automation that is gone is dropped, as the API does; one that failed for now keeps its
    events in front and the next round waits a little longer (backoff); a delivery the server
    will never take is dropped and recorded;
