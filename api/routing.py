@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 from uuid import UUID
 
 from pydantic_core import to_json
@@ -32,6 +33,7 @@ from temporal_automations.temporal import workflow_id
 from temporal_automations.workflows.automation import AutomationWorkflow
 
 MAX_SIGNAL_BYTES = 1_000_000  # below the server's 2 MB payload limit
+T = TypeVar("T")
 # What a workflow stores of one event's payload: Prefect accepts events up to 1.5 MB, but an
 # automation keeps events in its state and embeds them in its own events. A larger payload is
 # stored as a marker with its size and an excerpt (`trim_payload`), never dropped silently.
@@ -122,21 +124,25 @@ class SignalBatcher:
         self._draining: dict[UUID, asyncio.Task[None]] = {}
 
     async def deliver(self, automation_id: UUID, events: list[Event], size: int) -> None:
-        """Return once the automation's workflow has durably accepted `events`."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Return once the automation's workflow has durably accepted `events` (`size`: their
+        bytes, estimated; over MAX_SIGNAL_BYTES they are measured and go in several signals)."""
+        loop = asyncio.get_running_loop()
         queue = self._queues.get(automation_id)
         sending = queue is not None
         if queue is None:
             queue = self._queues[automation_id] = []
-        if not queue or queue[-1].size + size > MAX_SIGNAL_BYTES:
-            queue.append(Pending[Event]())
-        batch = queue[-1]
-        batch.items += events
-        batch.size += size
-        batch.waiters.append(waiter)
+        waiters: list[asyncio.Future[None]] = []
+        for part, part_size in _parts(events, size):
+            if not queue or queue[-1].size + part_size > MAX_SIGNAL_BYTES:
+                queue.append(Pending[Event]())
+            batch = queue[-1]
+            batch.items += part
+            batch.size += part_size
+            waiters.append(loop.create_future())
+            batch.waiters.append(waiters[-1])
         if not sending:
             self._draining[automation_id] = asyncio.create_task(self._drain(automation_id))
-        await waiter
+        await asyncio.gather(*waiters)
 
     async def settled(self, automation_ids: Iterable[UUID]) -> None:
         """Return once nothing queued so far for these automations is still on its way."""
@@ -165,6 +171,30 @@ class SignalBatcher:
         finally:
             del self._queues[automation_id]
             del self._draining[automation_id]
+
+
+def _parts(events: list[Event], size: int) -> list[tuple[list[Event], int]]:
+    """`events` in signal-sized parts, each with its bytes: one part when the estimate is under
+    MAX_SIGNAL_BYTES (most requests), else parts of at most that many measured bytes (a
+    part over the server's 2 MB limit was refused whole: 45 events of 60 KB for one
+    automation got a 422)."""
+    if size <= MAX_SIGNAL_BYTES:
+        return [(events, size)]
+    return list(_by_size([(event, len(to_json(event))) for event in events]))
+
+
+def _by_size(sized: Sequence[tuple[T, int]]) -> Iterator[tuple[list[T], int]]:
+    """Consecutive runs of items of at most MAX_SIGNAL_BYTES (an item over it alone)."""
+    part: list[T] = []
+    part_size = 0
+    for item, item_size in sized:
+        if part and part_size + item_size > MAX_SIGNAL_BYTES:
+            yield part, part_size
+            part, part_size = [], 0
+        part.append(item)
+        part_size += item_size
+    if part:
+        yield part, part_size
 
 
 class CatalogNotReady(RuntimeError):
@@ -279,8 +309,9 @@ class EventRouter:
 
         await self.inbox.send(
             [
-                (workflow_id(automation_id), b"[" + b",".join(map(json_of, batch)) + b"]")
+                (workflow_id(automation_id), b"[" + b",".join(part) + b"]")
                 for automation_id, batch in targets.items()
+                for part, _ in _by_size([(json_of(e), len(json_of(e))) for e in batch])
             ]
         )
 
