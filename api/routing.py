@@ -29,10 +29,10 @@ from temporal_automations.domain.automations import Automation
 from temporal_automations.domain.events import MAX_PAYLOAD_DEPTH, Event, trim_payload
 from temporal_automations.domain.lifecycle import is_own_event
 from temporal_automations.domain.matching import is_name_pattern, name_pattern_matches
+from temporal_automations.parcels import MAX_SIGNAL_BYTES
 from temporal_automations.temporal import workflow_id
 from temporal_automations.workflows.automation import AutomationWorkflow
 
-MAX_SIGNAL_BYTES = 1_000_000  # below the server's 2 MB payload limit
 T = TypeVar("T")
 # What a workflow stores of one event's payload: Prefect accepts events up to 1.5 MB, but an
 # automation keeps events in its state and embeds them in its own events. A larger payload is

@@ -28,6 +28,9 @@ MAGIC = b"inbox-parcel/1\n"
 # parcel shrinks ~8x, and the server stores, and sends the worker, that much less.
 MAGIC_ZLIB = b"inbox-parcel/1+zlib\n"
 MAX_UNPACKED_BYTES = 32_000_000  # what a compressed parcel may expand to
+# What one automation gets in one `deliver` signal, from the API or from the inbox (the server
+# refuses a payload over 2 MB whole).
+MAX_SIGNAL_BYTES = 1_000_000
 MAX_DELIVERIES = 20_000  # per parcel: a request reaches at most every enabled automation
 # Only automations' workflows take deliveries: a parcel cannot make the inbox signal any
 # other workflow of the namespace.

@@ -38,6 +38,7 @@ from temporalio.common import RawValue, RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from temporal_automations.activities.requests import DELIVER_PARCEL
     from temporal_automations.parcels import (
+        MAX_SIGNAL_BYTES,
         DeliveryReport,
         ParcelError,
         events_list,
@@ -48,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
 
 INBOX_WORKFLOW_TYPE = "EventInbox"
 ACCEPT_SIGNAL = "accept"
-MAX_SIGNAL_BYTES = 1_000_000  # what one automation gets in one signal (the server takes 2 MB)
 MAX_ROUND_BYTES = 8_000_000  # what one round hands its activity
 CARRY_BYTES = 1_500_000  # what a continue-as-new carries (its input is one 2 MB payload)
 CONTINUE_AT_BYTES = 16_000_000  # history size: each parcel is in it once

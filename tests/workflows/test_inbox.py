@@ -16,11 +16,16 @@ from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
 
 from temporal_automations.domain.events import Event
-from temporal_automations.parcels import ParcelError, events_list, pack, unpack
+from temporal_automations.parcels import (
+    MAX_SIGNAL_BYTES,
+    ParcelError,
+    events_list,
+    pack,
+    unpack,
+)
 from temporal_automations.temporal import workflow_id
 from temporal_automations.workflows.inbox import (
     ACCEPT_SIGNAL,
-    MAX_SIGNAL_BYTES,
     EventInboxWorkflow,
     InboxRun,
     InboxStatus,
