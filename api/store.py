@@ -77,6 +77,10 @@ COUNTER_FIELDS = ("firings", "last_fired", "events_received", "errors", "last_er
 # under gRPC's 4 MB message limit.
 CATALOG_PAGE_SIZE = 500
 CATALOG_POLL_SECONDS = 0.4
+# The feed asks about what API processes do (create, change, delete) every poll, and about
+# what happens only some other way (a run started without our attribute, cancelled from the
+# Web UI) every this many polls: five small queries fewer a poll.
+CATALOG_RARE_EVERY = 10
 # Visibility is written a little after the change, and API processes' clocks differ a little:
 # each poll looks this far behind the last one. What it sees again costs a comparison (a
 # search attribute; its memo is decoded only when newer), about (overlap / interval) times the
@@ -89,8 +93,9 @@ CATALOG_RESYNC_SECONDS = 300.0
 # Ids deleted here are kept this long so that a page listed before the deletion does not
 # bring them back.
 FORGET_DELETED_AFTER = 120.0
-# How a run ends for good. One that continued as new is not a deletion: its next run carries on.
-_GONE_STATUSES = ("Terminated", "Completed", "Failed", "Canceled", "TimedOut")
+# How a run ends for good, but for Terminated (a deletion). One that continued as new is not
+# a deletion: its next run carries on.
+_RARELY_GONE = ("Completed", "Failed", "Canceled", "TimedOut")
 _RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 _RUNNING_QUERY = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
 
@@ -101,19 +106,30 @@ class AutomationNotFound(LookupError):
     pass
 
 
-def _changes_since(since: str) -> list[str]:
+def _changes_since(since: str, rare_since: str | None) -> list[str]:
     """The change feed's visibility queries, each one an index of the visibility store
     answers. One query OR-ing them made SQLite (the dev server's store) read every row: 55 ms
-    a poll at 10,000 automations, 2.5 polls a second; these take ~1 ms each."""
+    a poll at 10,000 automations, 2.5 polls a second; these take ~1 ms each. What API
+    processes do (create, change, delete) is asked every poll; what only happens some other
+    way, since `rare_since` when given."""
     ours = f"WorkflowType = '{WORKFLOW_TYPE}'"
-    return [
+
+    def ended(status: str, since: str) -> str:  # one status a query: its index
+        return f"{ours} AND ExecutionStatus = '{status}' AND CloseTime >= '{since}'"
+
+    queries = [
         # Created by an API process (it sets the attribute at start) or changed since.
         f"{ours} AND {AUTOMATION_UPDATED.name} >= '{since}'",
-        # Started some other way, without the attribute: read by query.
-        f"{ours} AND ExecutionStatus = 'Running' AND ExecutionTime >= '{since}'",
-        # Deleted (terminated) or ended otherwise; one status a query, as its index is.
-        *(f"{ours} AND ExecutionStatus = '{s}' AND CloseTime >= '{since}'" for s in _GONE_STATUSES),
+        ended("Terminated", since),  # deleted (or terminated from the Web UI)
     ]
+    if rare_since is not None:
+        queries += [
+            # Started some other way, without the attribute: read by query.
+            f"{ours} AND ExecutionStatus = 'Running' AND ExecutionTime >= '{rare_since}'",
+            # Cancelled from the Web UI, or ended by a failure or a timeout.
+            *(ended(status, rare_since) for status in _RARELY_GONE),
+        ]
+    return queries
 
 
 def last_word_per_run(
@@ -153,6 +169,8 @@ class AutomationStore:
         # Following: the time of the last visibility poll that succeeded (the next looks from
         # there, less CATALOG_OVERLAP), and what went wrong with the last one that failed.
         self._followed_to: datetime | None = None
+        self._rare_followed_to: datetime | None = None
+        self._polls = 0
         self.follow_error: str | None = None
         self.last_followed: float | None = None
 
@@ -204,7 +222,7 @@ class AutomationStore:
                 else:
                     self._merge(automation)
         await self._read_by_query(missing)
-        self._followed_to = started_at
+        self._followed_to = self._rare_followed_to = started_at
         self.load_seconds = time.monotonic() - self.load_started
         self.ready = True
         log.info("loaded %d automations in %.2f s", len(self.catalog), self.load_seconds)
@@ -268,7 +286,15 @@ class AutomationStore:
         automations it changed here."""
         polled_at = datetime.now(UTC)
         since = _visibility_time((self._followed_to or polled_at) - CATALOG_OVERLAP)
-        answers = await asyncio.gather(*(self._rows(q) for q in _changes_since(since)))
+        self._polls += 1
+        rare = self._polls % CATALOG_RARE_EVERY == 0 or self._rare_followed_to is None
+        rare_since = (
+            _visibility_time((self._rare_followed_to or polled_at) - CATALOG_OVERLAP)
+            if rare
+            else None
+        )
+        queries = _changes_since(since, rare_since)
+        answers = await asyncio.gather(*(self._rows(q) for q in queries))
         rows = last_word_per_run(answers)
         running = {i.execution.workflow_id for i in rows if i.status == _RUNNING}
         changed = 0
@@ -292,6 +318,8 @@ class AutomationStore:
                 missing.append(id_)  # no memo (started by something else): ask it
         changed += await self._read_by_query(missing)
         self._followed_to = polled_at
+        if rare:
+            self._rare_followed_to = polled_at
         self.last_followed = time.monotonic()
         self.follow_error = None
         self._forget_deleted()

@@ -48,12 +48,18 @@ def test_runs_are_kept_apart_and_each_once() -> None:
 def test_each_feed_query_is_one_an_index_can_serve() -> None:
     # SQLite (the dev server's visibility store) reads every row for an OR across columns:
     # one such query cost 55 ms a poll at 10,000 automations, these ~1 ms each.
-    queries = _changes_since("2026-12-05T00:00:00.000000Z")
-    assert len(queries) == 7
-    for query in queries:
+    every_poll = _changes_since("2026-12-05T00:00:01.000000Z", None)
+    rarely = _changes_since("2026-12-05T00:00:01.000000Z", "2026-12-05T00:00:00.000000Z")
+    assert len(every_poll) == 2 and rarely[:2] == every_poll
+    for query in rarely:
         assert " OR " not in query.upper()
         assert query.startswith("WorkflowType = 'AutomationWorkflow' AND ")
-    statuses = [
-        q.split("ExecutionStatus = '")[1].split("'")[0] for q in queries if "CloseTime" in q
-    ]
-    assert statuses == ["Terminated", "Completed", "Failed", "Canceled", "TimedOut"]
+    assert all("00:00:01" in query for query in every_poll)
+    assert all("00:00:00" in query for query in rarely[2:])
+
+    def ended(queries: list[str]) -> list[str]:
+        closed = [q for q in queries if "CloseTime" in q]
+        return [q.split("ExecutionStatus = '")[1].split("'")[0] for q in closed]
+
+    assert ended(every_poll) == ["Terminated"]
+    assert ended(rarely) == ["Terminated", "Completed", "Failed", "Canceled", "TimedOut"]

@@ -4,11 +4,17 @@ by the other, and acts once; a pause and a deletion through one reach the other.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
 
+from temporal_automations.api.store import CATALOG_OVERLAP, CATALOG_POLL_SECONDS
+from temporal_automations.temporal import workflow_id
 from tests.stack import START_TIMEOUT, Stack
 from tests.support import Receiver, event_json, eventually, send, settled, webhook_action
 
@@ -70,3 +76,48 @@ def test_created_through_one_routed_by_the_other(
             lambda: second_api.get(f"/automations/{automation_id}").status_code == 404,
             what="the second API forgets the deleted automation",
         )
+
+
+def test_an_automation_cancelled_in_temporal_leaves_both_catalogs(
+    stack: Stack, second_api: httpx.Client
+) -> None:
+    """Cancelled from the Web UI or the CLI, not deleted through an API: the change feed's
+    rarer queries (runs ended otherwise than by a deletion) find it for both processes."""
+    with stack.sync_client() as first_api:
+        created = first_api.post(
+            "/automations/",
+            json={
+                "name": "cancelled in Temporal",
+                "trigger": {"posture": "Reactive", "expect": ["two.apis.cancelled"]},
+                "actions": [{"type": "do-nothing"}],
+            },
+        )
+        assert created.status_code == 201, created.text
+        automation_id = created.json()["id"]
+        eventually(
+            lambda: second_api.get(f"/automations/{automation_id}").status_code == 200,
+            what="the second API knows the automation",
+        )
+        # Past the window of the query that saw its creation (which would see the end too).
+        created_at = datetime.fromisoformat(created.json()["updated"])
+        window = CATALOG_OVERLAP.total_seconds() + 2 * CATALOG_POLL_SECONDS
+        eventually(
+            lambda: (datetime.now(UTC) - created_at).total_seconds() > window,
+            timeout=window + 5,
+            what="the creation is older than the change feed's window",
+        )
+
+        async def cancel() -> WorkflowExecutionStatus | None:
+            client = await Client.connect(stack.temporal_address)
+            handle = client.get_workflow_handle(workflow_id(uuid.UUID(automation_id)))
+            await handle.cancel()
+            while (status := (await handle.describe()).status) == WorkflowExecutionStatus.RUNNING:
+                await asyncio.sleep(0.05)
+            return status
+
+        assert asyncio.run(cancel()) == WorkflowExecutionStatus.CANCELED
+        for api in (first_api, second_api):
+            eventually(
+                lambda api=api: api.get(f"/automations/{automation_id}").status_code == 404,
+                what="the cancelled automation is gone from the catalog",
+            )
