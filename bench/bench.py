@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,33 @@ def event(name: str, resource_id: str, occurred: datetime | None = None) -> dict
         "event": name,
         "resource": {"prefect.resource.id": resource_id},
     }
+
+
+class EventBodies:
+    """Request bodies of events as JSON bytes, each event a fresh id (its resource too), built
+    from one template: the load generator runs on the cores it measures, and a dict, two
+    uuid4 and json.dumps an event (~12 µs) cost it most of a core at 50,000 events/s."""
+
+    def __init__(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24]  # a random UUID's first four groups
+        self._count = 0
+
+    def body(self, names: Sequence[str]) -> bytes:
+        """One request's body: an event named `names[i]` for each i (names are plain ASCII
+        without quotes), all occurring now."""
+        occurred = datetime.now(UTC).isoformat()
+        parts = []
+        for name in names:
+            self._count += 1
+            id_ = f"{self._prefix}{self._count:012x}"
+            parts.append(
+                f'{{"id":"{id_}","occurred":"{occurred}","event":"{name}",'
+                f'"resource":{{"prefect.resource.id":"prefect.flow-run.{id_}"}}}}'
+            )
+        return f"[{','.join(parts)}]".encode()
+
+
+JSON = {"content-type": "application/json"}
 
 
 def webhook(receiver: Receiver, tag: str) -> dict[str, Any]:
@@ -310,17 +338,19 @@ async def bench_ingest(
     sent = counted = 0
     stop_at = time.monotonic() + seconds
 
+    names = [
+        "bench.ingest.counted" if position % 100 == 0 else "prefect.flow-run.Running"
+        for position in range(batch)
+    ]
+    bodies = EventBodies()
+
     async def poster() -> None:
         nonlocal sent, counted
         while time.monotonic() < stop_at:
-            body = []
-            for position in range(batch):
-                is_counted = position % 100 == 0
-                name = "bench.ingest.counted" if is_counted else "prefect.flow-run.Running"
-                body.append(event(name, f"prefect.flow-run.{uuid.uuid4()}"))
-                counted += is_counted
-            (await client.post("/events", json=body)).raise_for_status()
+            body = bodies.body(names)
+            (await client.post("/events", content=body, headers=JSON)).raise_for_status()
             sent += batch
+            counted += names.count("bench.ingest.counted")
 
     started = time.monotonic()
     await asyncio.gather(*(poster() for _ in range(concurrency)))

@@ -30,7 +30,6 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import counting_automation  # type: ignore[import-not-found]  # noqa: E402
+from bench import EventBodies, counting_automation  # type: ignore[import-not-found]  # noqa: E402
 from tests.stack import running_stack  # noqa: E402
 
 AUTOMATIONS = 100
@@ -94,23 +93,16 @@ def bodies(total: int, name_of: Any, batch: int = BATCH) -> tuple[list[bytes], l
     """Request bodies of `batch` events, event j named `name_of(j)` (None: unmatched), and how
     many events each automation index gets."""
     sent_to = [0] * AUTOMATIONS
-    now = datetime.now(UTC).isoformat()
+    builder = EventBodies()
     out = []
     for start in range(0, total, batch):
-        events = []
+        names = []
         for j in range(start, min(start + batch, total)):
             target = name_of(j)
             if target is not None:
                 sent_to[target] += 1
-            events.append(
-                {
-                    "id": str(uuid.uuid4()),
-                    "occurred": now,
-                    "event": UNMATCHED if target is None else NAME.format(target),
-                    "resource": {"prefect.resource.id": f"prefect.flow-run.{uuid.uuid4()}"},
-                }
-            )
-        out.append(json.dumps(events).encode())
+            names.append(UNMATCHED if target is None else NAME.format(target))
+        out.append(builder.body(names))
     return out, sent_to
 
 

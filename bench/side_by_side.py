@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,14 +27,15 @@ import httpx
 from scale import caught_up, create_many, rss_mb  # type: ignore[import-not-found]
 
 from bench import (  # type: ignore[import-not-found]
+    JSON,
     CpuMeter,
+    EventBodies,
     bench_burst,
     bench_ingest,
     bench_proactive,
     bench_reactive,
     counting_automation,
     create,
-    event,
     load,
 )
 from tests.stack import Stack, running_stack
@@ -57,13 +57,11 @@ async def ingest_all_matching(
             )
         )
     sent = 0
+    bodies = EventBodies()
     started = time.monotonic()
     while time.monotonic() - started < seconds:
-        body = [
-            event(f"bench.all.{(sent + i) % automations}", f"prefect.flow-run.{uuid.uuid4()}")
-            for i in range(batch)
-        ]
-        (await api.post("/events", json=body)).raise_for_status()
+        body = bodies.body([f"bench.all.{(sent + i) % automations}" for i in range(batch)])
+        (await api.post("/events", content=body, headers=JSON)).raise_for_status()
         sent += batch
     elapsed = time.monotonic() - started
     received = 0
