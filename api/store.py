@@ -97,6 +97,13 @@ FORGET_DELETED_AFTER = 120.0
 # a deletion: its next run carries on.
 _RARELY_GONE = ("Completed", "Failed", "Canceled", "TimedOut")
 _RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+_ENDED_FOR_GOOD = {
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CANCELED,
+    WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+}
 _RUNNING_QUERY = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
 
 CatalogListener = Callable[[UUID, Automation | None], None]
@@ -132,17 +139,27 @@ def _changes_since(since: str, rare_since: str | None) -> list[str]:
     return queries
 
 
-def last_word_per_run(
+def read_feed(
     answers: Sequence[Sequence[WorkflowExecutionInfo]],
-) -> list[WorkflowExecutionInfo]:
-    """One row per run from several queries' answers. A run can be in two (changed, then
-    ended between the queries): its end is final, whichever answer came first."""
+) -> tuple[list[str], list[WorkflowExecutionInfo]]:
+    """The change feed's answers as (workflow ids whose automation is gone, running rows).
+    A run can be in two answers (changed, then ended between the queries): its end is
+    final. A run that continued as new is not an end (the attribute's query can return it):
+    its next run carries on, and may not be in visibility yet. An id with a run still running
+    (ended, then started again under the same id) is not gone."""
     latest: dict[tuple[str, str], WorkflowExecutionInfo] = {}
     for info in (info for answer in answers for info in answer):
         key = (info.execution.workflow_id, info.execution.run_id)
         if key not in latest or info.status != _RUNNING:
             latest[key] = info
-    return list(latest.values())
+    running = [info for info in latest.values() if info.status == _RUNNING]
+    still_running = {info.execution.workflow_id for info in running}
+    gone = {
+        info.execution.workflow_id
+        for info in latest.values()
+        if info.status in _ENDED_FOR_GOOD and info.execution.workflow_id not in still_running
+    }
+    return sorted(gone), running
 
 
 def _visibility_time(moment: datetime) -> str:
@@ -295,20 +312,16 @@ class AutomationStore:
         )
         queries = _changes_since(since, rare_since)
         answers = await asyncio.gather(*(self._rows(q) for q in queries))
-        rows = last_word_per_run(answers)
-        running = {i.execution.workflow_id for i in rows if i.status == _RUNNING}
+        gone, running = read_feed(answers)
         changed = 0
+        for id_ in gone:
+            with contextlib.suppress(ValueError):
+                automation_id = automation_id_of(id_)
+                changed += automation_id in self.catalog
+                self._drop(automation_id, deleted_here=False)
         missing: list[str] = []
-        for info in rows:
+        for info in running:
             id_ = info.execution.workflow_id
-            if info.status != _RUNNING:
-                if id_ in running:
-                    continue  # ended, and started again under the same id: not gone
-                with contextlib.suppress(ValueError):
-                    automation_id = automation_id_of(id_)
-                    changed += automation_id in self.catalog
-                    self._drop(automation_id, deleted_here=False)
-                continue
             if not self._may_be_news(info):
                 continue
             automation = await self._from_memo(info) or self._ended_before(id_)
