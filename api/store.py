@@ -114,15 +114,15 @@ class AutomationNotFound(LookupError):
 
 
 def _changes_since(since: str, rare_since: str | None) -> list[str]:
-    """The change feed's visibility queries, each one an index of the visibility store
-    answers. One query OR-ing them made SQLite (the dev server's store) read every row: 55 ms
+    """The change feed's visibility queries, each one the visibility store answers from one
+    index. One query OR-ing them made SQLite (the dev server's store) read every row: 55 ms
     a poll at 10,000 automations, 2.5 polls a second; these take ~1 ms each. What API
     processes do (create, change, delete) is asked every poll; what only happens some other
-    way, since `rare_since` when given."""
+    way is asked too when `rare_since` is given, from then on."""
     ours = f"WorkflowType = '{WORKFLOW_TYPE}'"
 
-    def ended(status: str, since: str) -> str:  # one status a query: its index
-        return f"{ours} AND ExecutionStatus = '{status}' AND CloseTime >= '{since}'"
+    def ended(status: str, after: str) -> str:  # one status a query: its index
+        return f"{ours} AND ExecutionStatus = '{status}' AND CloseTime >= '{after}'"
 
     queries = [
         # Created by an API process (it sets the attribute at start) or changed since.
