@@ -315,7 +315,7 @@ class EventRouter:
             [
                 (workflow_id(automation_id), b"[" + b",".join(part) + b"]")
                 for automation_id, batch in targets.items()
-                for part, _ in _by_size([(json_of(e), len(json_of(e))) for e in batch])
+                for part, _ in _by_size([(j, len(j)) for j in map(json_of, batch)])
             ]
         )
 
