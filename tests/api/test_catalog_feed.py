@@ -1,12 +1,18 @@
-"""The catalog's change feed: several visibility queries, one row per run from their answers."""
+"""The catalog's change feed: several visibility queries, one row per run from their answers;
+and the resync's listing, newest start first, each page bounded by the last one."""
 
 from __future__ import annotations
 
+import re
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import given
+from hypothesis import strategies as st
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 
-from temporal_automations.api.store import _changes_since, read_feed
+from temporal_automations.api.store import NewestFirst, _changes_since, read_feed
 
 RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 TERMINATED = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED
@@ -15,10 +21,15 @@ CONTINUED = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
 
 
 def row(
-    workflow_id: str, run_id: str, status: WorkflowExecutionStatus.ValueType
+    workflow_id: str,
+    run_id: str,
+    status: WorkflowExecutionStatus.ValueType,
+    started: Timestamp | None = None,
 ) -> WorkflowExecutionInfo:
     return WorkflowExecutionInfo(
-        execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id), status=status
+        execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+        status=status,
+        start_time=started,
     )
 
 
@@ -73,3 +84,88 @@ def test_each_feed_query_is_one_an_index_can_serve() -> None:
 
     assert ended(every_poll) == ["Terminated"]
     assert ended(rarely) == ["Terminated", "Completed", "Failed", "Canceled", "TimedOut"]
+
+
+# ------------------------------------------------------------------ the resync's listing
+
+
+def at(seconds: int, nanos: int = 0) -> Timestamp:
+    return Timestamp(seconds=1_796_500_000 + seconds, nanos=nanos)
+
+
+def answer(
+    rows: list[WorkflowExecutionInfo], query: str, page_size: int
+) -> tuple[list[WorkflowExecutionInfo], bool]:
+    """What SQL visibility returns for a NewestFirst query: running rows, newest start first
+    (then by run id), the first `page_size`, and whether more match (a page token)."""
+    bound = re.search(r"StartTime (<=|<|=) '([^']+)'", query)
+    matching = sorted(rows, key=lambda r: (-r.start_time.ToNanoseconds(), r.execution.run_id))
+    if bound:
+        operator, text = bound.groups()
+        limit = Timestamp()
+        limit.FromJsonString(text)
+        keep = {
+            "<=": lambda n: n <= limit.ToNanoseconds(),
+            "<": lambda n: n < limit.ToNanoseconds(),
+            "=": lambda n: n == limit.ToNanoseconds(),
+        }[operator]
+        matching = [r for r in matching if keep(r.start_time.ToNanoseconds())]
+    return matching[:page_size], len(matching) > page_size
+
+
+def walk(rows: list[WorkflowExecutionInfo], page_size: int) -> tuple[list[str], list[str]]:
+    """Run ids listed by NewestFirst over `rows`, in order, and the queries it asked."""
+    listing = NewestFirst()
+    listed: list[str] = []
+    asked: list[str] = []
+    for _ in range(10 * len(rows) + 10):
+        asked.append(listing.query())
+        page, more = answer(rows, listing.query(), page_size)
+        new, next_page = listing.take(page, more)
+        listed += [r.execution.run_id for r in new]
+        if next_page == "ties":
+            asked.append(listing.at_bound_query())
+            whole, _ = answer(rows, listing.at_bound_query(), len(rows))
+            listed += [
+                r.execution.run_id for r in whole if r.execution.run_id not in listing.seen_at_bound
+            ]
+            listing.past_ties()
+        elif next_page == "done":
+            return listed, asked
+    raise AssertionError("the listing did not end")
+
+
+def test_each_page_is_bounded_by_the_last_start_listed() -> None:
+    rows = [row(f"automation-{i}", f"r{i}", RUNNING, at(100 - i, 1_500)) for i in range(5)]
+    listed, asked = walk(rows, page_size=2)
+    assert listed == ["r0", "r1", "r2", "r3", "r4"]
+    assert asked[0] == "WorkflowType = 'AutomationWorkflow' AND ExecutionStatus = 'Running'"
+    # The bound keeps the nanoseconds (Elasticsearch stores them) and the row at it comes
+    # again, to be skipped: `<=`, not `<`.
+    assert asked[1].endswith(f"AND StartTime <= '{at(99, 1_500).ToJsonString()}'")
+    assert ".000001500Z'" in asked[1]
+    assert len(asked) == 4  # after the first, a page of 2 brings one row not listed yet
+
+
+def test_more_rows_started_at_one_instant_than_a_page_are_listed_once_each() -> None:
+    rows = [row("automation-new", "r-new", RUNNING, at(9))]
+    rows += [row(f"automation-{i}", f"r-tie{i:02}", RUNNING, at(5)) for i in range(7)]
+    rows += [row("automation-old", "r-old", RUNNING, at(1))]
+    listed, asked = walk(rows, page_size=3)
+    assert sorted(listed) == sorted(r.execution.run_id for r in rows)
+    assert len(listed) == len(set(listed))
+    assert listed[0] == "r-new" and listed[-1] == "r-old"
+    assert any(q.endswith(f"StartTime = '{at(5).ToJsonString()}'") for q in asked)
+    assert asked[-1].endswith(f"StartTime < '{at(5).ToJsonString()}'")
+
+
+@given(
+    starts=st.lists(st.integers(min_value=0, max_value=6), min_size=0, max_size=40),
+    page_size=st.integers(min_value=1, max_value=7),
+)
+def test_every_running_row_is_listed_exactly_once(starts: list[int], page_size: int) -> None:
+    rows = [
+        row(f"automation-{i}", f"r{i:03}", RUNNING, at(start)) for i, start in enumerate(starts)
+    ]
+    listed, _ = walk(rows, page_size)
+    assert sorted(listed) == sorted(r.execution.run_id for r in rows)

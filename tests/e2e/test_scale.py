@@ -27,7 +27,7 @@ from temporal_automations.api.store import AutomationStore
 from temporal_automations.devserver import DevServer
 from temporal_automations.domain.inputs import AutomationCore
 from temporal_automations.settings import Settings
-from temporal_automations.temporal import connect, ensure_search_attributes
+from temporal_automations.temporal import automation_id_of, connect, ensure_search_attributes
 from temporal_automations.worker import cache_workflow_bytecode
 from temporal_automations.workflows import automation as workflow_module
 from tests.support import make_automation, make_event
@@ -165,6 +165,62 @@ async def test_resync_puts_right_what_the_feed_missed(server: DevServer) -> None
 
     await until(put_right)
     assert kept.id in second.catalog
+
+
+async def test_a_resync_does_not_undo_what_the_feed_saw_while_it_ran(
+    server: DevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resync reads small pages with pauses (a minute at 10,000 automations), beside the
+    feed. A page read before a deletion made elsewhere, and looked at after the feed dropped
+    that automation, does not bring it back; one created elsewhere after the pass began,
+    which no page of it lists (newest first), is not dropped at its end."""
+    monkeypatch.setattr(store_module, "RESYNC_PAGE_SIZE", 2)
+    monkeypatch.setattr(store_module, "RESYNC_PAUSE_SECONDS", 0.0)
+    first = await new_store(server, "scale-race")
+    second = await new_store(server, "scale-race")
+    doomed = await first.create(core("doomed", "scale.race.doomed"))
+    newer = [await first.create(core(f"newer {i}", f"scale.race.{i}")) for i in range(2)]
+
+    async def loaded() -> bool:
+        await second.load()
+        return all(a.id in second.catalog for a in [doomed, *newer])
+
+    await until(loaded)
+    # The pass's second page (the newest-but-one and `doomed`) is read, then held until the
+    # feed has seen the deletion and the creation.
+    gate = asyncio.Event()
+    held: list[str] = []
+    read_page = second._list_page
+
+    async def second_page_held(query: str, size: int, token: bytes = b"") -> Any:
+        page = await read_page(query, size, token)
+        if "StartTime" in query and not held:
+            held.append(query)
+            assert doomed.id in {automation_id_of(r.execution.workflow_id) for r in page.executions}
+            await gate.wait()
+        return page
+
+    monkeypatch.setattr(second, "_list_page", second_page_held)
+    resync = asyncio.create_task(second.resync())
+
+    async def page_held() -> bool:
+        return bool(held)
+
+    await until(page_held)
+    await first.delete(doomed.id)
+    added = await first.create(core("added", "scale.race.added"))
+
+    async def feed_saw_both() -> bool:
+        await second.poll_changes()
+        return doomed.id not in second.catalog and added.id in second.catalog
+
+    await until(feed_saw_both)
+    assert not resync.done()
+    gate.set()
+    await resync
+    assert doomed.id not in second.catalog
+    assert added.id in second.catalog
+    assert all(a.id in second.catalog for a in newer)
 
 
 async def test_events_refused_until_catalog_loaded(
