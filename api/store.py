@@ -315,8 +315,8 @@ class AutomationStore:
         self.ready = True
         log.info("loaded %d automations in %.2f s", len(self.catalog), self.load_seconds)
 
-    async def load_and_follow(self) -> None:
-        """`load` (retried until it succeeds), then `follow` until cancelled."""
+    async def load_and_follow(self, loaded: Callable[[], None] | None = None) -> None:
+        """`load` (retried until it succeeds), `loaded()`, then `follow` until cancelled."""
         while not self.ready:
             try:
                 await self.load()
@@ -325,6 +325,8 @@ class AutomationStore:
                 log.warning("could not load the automations catalog: %s", self.load_error)
                 await asyncio.sleep(1.0)
         self.load_error = None
+        if loaded is not None:
+            loaded()
         await self.follow()
 
     async def follow(self) -> None:
