@@ -33,6 +33,7 @@ from uuid import UUID
 import msgspec
 from pydantic import TypeAdapter
 
+from temporal_automations import event_loop
 from temporal_automations.domain.events import RESOURCE_ID
 
 FRAME = struct.Struct("!QQ")
@@ -287,4 +288,4 @@ async def _serve(url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(sys.argv[1]))
+    event_loop.run(_serve(sys.argv[1]))

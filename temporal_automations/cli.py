@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
-from temporal_automations import logs
+from temporal_automations import event_loop, logs
 from temporal_automations.devserver import (
     DEFAULT_SQLITE_SYNC,
     DevServer,
@@ -393,7 +393,7 @@ def dev(
             cursor = (
                 None if ephemeral else (data_dir or default_data_dir()) / "temporal-bridge.json"
             )
-            asyncio.run(
+            event_loop.run(
                 _serve_until_stopped(settings, port, banner, server, watch_temporal, cursor)
             )
     except KeyboardInterrupt:
@@ -452,7 +452,7 @@ def _run_until_signal(main: Coroutine[Any, Any, None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(runner())
+    event_loop.run(runner())
 
 
 @app.command("secrets-key")
@@ -482,7 +482,7 @@ def api(
     _logging(log_level, log_json)
     settings = get_settings()
     server = _api_server(settings, host or settings.api_host, port or settings.api_port)
-    asyncio.run(_serve_until_signal(server))
+    event_loop.run(_serve_until_signal(server))
     _exit_cleanly()
 
 
