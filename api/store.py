@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID, uuid4
@@ -227,6 +227,31 @@ def _instant(moment: Timestamp) -> tuple[int, int]:
     return moment.seconds, moment.nanos
 
 
+PageReader = Callable[[str, int], Awaitable[tuple[Sequence[WorkflowExecutionInfo], bool]]]
+RowsReader = Callable[[str], Awaitable[list[WorkflowExecutionInfo]]]
+
+
+async def newest_first(
+    read_page: PageReader, read_all: RowsReader, page_size: int, pause: float
+) -> AsyncGenerator[Sequence[WorkflowExecutionInfo]]:
+    """The running automations, newest start first, `page_size` at a time (NewestFirst),
+    `pause` seconds between pages. `read_page(query, size)` answers one page and whether
+    more rows match; `read_all(query)` every row a query matches."""
+    listing = NewestFirst()
+    while True:
+        rows, more = await read_page(listing.query(), page_size)
+        new, next_page = listing.take(rows, more)
+        if new:
+            yield new
+        if next_page == "ties":
+            at_bound = await read_all(listing.at_bound_query())
+            yield [row for row in at_bound if row.execution.run_id not in listing.seen_at_bound]
+            listing.past_ties()
+        elif next_page == "done":
+            return
+        await asyncio.sleep(pause)
+
+
 def _visibility_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -367,7 +392,8 @@ class AutomationStore:
         seen: set[UUID] = set()
         changed = 0
         missing: list[str] = []
-        async for page in self._newest_first(RESYNC_PAGE_SIZE, RESYNC_PAUSE_SECONDS):
+        pages = newest_first(self._page, self._rows, RESYNC_PAGE_SIZE, RESYNC_PAUSE_SECONDS)
+        async for page in pages:
             for info in page:
                 with contextlib.suppress(ValueError):
                     automation_id = automation_id_of(info.execution.workflow_id)
@@ -471,24 +497,9 @@ class AutomationStore:
                 with contextlib.suppress(asyncio.CancelledError, RPCError):
                     await pending
 
-    async def _newest_first(
-        self, page_size: int, pause: float
-    ) -> AsyncGenerator[Sequence[WorkflowExecutionInfo]]:
-        """The running automations, newest start first, `page_size` at a time (NewestFirst),
-        `pause` seconds between pages."""
-        listing = NewestFirst()
-        while True:
-            page = await self._list_page(listing.query(), page_size)
-            rows, next_page = listing.take(page.executions, more=bool(page.next_page_token))
-            if rows:
-                yield rows
-            if next_page == "ties":
-                at_bound = await self._rows(listing.at_bound_query())
-                yield [row for row in at_bound if row.execution.run_id not in listing.seen_at_bound]
-                listing.past_ties()
-            elif next_page == "done":
-                return
-            await asyncio.sleep(pause)
+    async def _page(self, query: str, size: int) -> tuple[Sequence[WorkflowExecutionInfo], bool]:
+        page = await self._list_page(query, size)
+        return page.executions, bool(page.next_page_token)
 
     async def _list_page(
         self, query: str, size: int, token: bytes = b""

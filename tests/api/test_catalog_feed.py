@@ -3,6 +3,7 @@ and the resync's listing, newest start first, each page bounded by the last one.
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,7 +13,7 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 
-from temporal_automations.api.store import NewestFirst, _changes_since, read_feed
+from temporal_automations.api.store import _changes_since, newest_first, read_feed
 
 RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 TERMINATED = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED
@@ -114,25 +115,23 @@ def answer(
 
 
 def walk(rows: list[WorkflowExecutionInfo], page_size: int) -> tuple[list[str], list[str]]:
-    """Run ids listed by NewestFirst over `rows`, in order, and the queries it asked."""
-    listing = NewestFirst()
-    listed: list[str] = []
+    """Run ids listed by `newest_first` over `rows`, in order, and the queries it asked."""
     asked: list[str] = []
-    for _ in range(10 * len(rows) + 10):
-        asked.append(listing.query())
-        page, more = answer(rows, listing.query(), page_size)
-        new, next_page = listing.take(page, more)
-        listed += [r.execution.run_id for r in new]
-        if next_page == "ties":
-            asked.append(listing.at_bound_query())
-            whole, _ = answer(rows, listing.at_bound_query(), len(rows))
-            listed += [
-                r.execution.run_id for r in whole if r.execution.run_id not in listing.seen_at_bound
-            ]
-            listing.past_ties()
-        elif next_page == "done":
-            return listed, asked
-    raise AssertionError("the listing did not end")
+
+    async def read_page(query: str, size: int) -> tuple[list[WorkflowExecutionInfo], bool]:
+        asked.append(query)
+        assert len(asked) <= 10 * len(rows) + 10, "the listing did not end"
+        return answer(rows, query, size)
+
+    async def read_all(query: str) -> list[WorkflowExecutionInfo]:
+        asked.append(query)
+        return answer(rows, query, len(rows))[0]
+
+    async def listed() -> list[str]:
+        pages = newest_first(read_page, read_all, page_size, pause=0.0)
+        return [row.execution.run_id async for page in pages for row in page]
+
+    return asyncio.run(listed()), asked
 
 
 def test_each_page_is_bounded_by_the_last_start_listed() -> None:
