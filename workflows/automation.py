@@ -173,6 +173,8 @@ ARM_BEFORE_LOCAL_ACTIONS = "arm-timers-early-beside-local-actions"
 # starts at the deadline rather than 6-9 ms after it. A timer that wakes the workflow early is
 # armed again for what remains: never an early firing.
 ARM_WITH_LEAD = "arm-timers-ahead-by-their-lateness"
+# A run's first timer is armed ahead too, by FIRST_LEAD (workflows/timer_lead.py).
+ARM_FIRST_AHEAD = "arm-the-first-timer-of-a-run-ahead"
 
 # An action's first attempts run as a local activity: in the worker, recorded in history as a
 # marker, with no server round trips (the dev server manages a few hundred activity round trips
@@ -285,6 +287,7 @@ class AutomationWorkflow:
         self.arm_early = workflow.patched(ARM_BEFORE_LOCAL_ACTIONS)
         self.batch_webhooks = workflow.patched(BATCH_WEBHOOK_FIRINGS)
         self.arm_with_lead = workflow.patched(ARM_WITH_LEAD)
+        self.timer_lead.lead_first = self.arm_with_lead and workflow.patched(ARM_FIRST_AHEAD)
         if self.fresh and self.automation.enabled:
             self.evaluator.start(workflow.now())
         while True:

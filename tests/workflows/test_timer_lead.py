@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from temporal_automations.workflows.timer_lead import LEAD_SAMPLES, MAX_LEAD, TimerLead
+from temporal_automations.workflows.timer_lead import FIRST_LEAD, LEAD_SAMPLES, MAX_LEAD, TimerLead
 
 DEADLINE = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -50,3 +50,11 @@ def test_a_negative_lateness_is_not_a_sample() -> None:
     lead = TimerLead()
     lead.observe(ms(-3))
     assert lead.lead_for(DEADLINE) == timedelta(0)
+
+
+def test_with_the_patch_a_runs_first_deadline_is_led_by_first_lead_once() -> None:
+    lead = TimerLead(lead_first=True)
+    assert lead.lead_for(DEADLINE) == FIRST_LEAD
+    assert lead.lead_for(DEADLINE) == timedelta(0)  # armed again after waking early
+    lead.observe(ms(8))
+    assert lead.lead_for(DEADLINE + ms(100)) == ms(8)  # then the measured lead, as before
