@@ -17,7 +17,7 @@ Each run starts with no sample. Before FIRST_LEAD (a patch) its first deadline h
 its action arrived 23-31 ms after it, the slowest of a run of 100 deadlines: after every
 continue-as-new, and in every benchmark run. With FIRST_LEAD, a run's first timer is armed
 FIRST_LEAD earlier, less than the least lateness measured here (6-7 ms): 19.0 and 19.2 ms in
-two runs, most of it the run's first action (its first connection).
+two runs, most of it the run's first webhook, which was also its worker's first.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from temporal_automations.workflows.automation import (
     YIELD_TASK,
     AutomationWorkflow,
 )
-from temporal_automations.workflows.timer_lead import MAX_LEAD
+from temporal_automations.workflows.timer_lead import FIRST_LEAD, MAX_LEAD
 from tests.support import (
     STUCK_TRIGGER,
     Receiver,
@@ -204,9 +204,10 @@ async def test_a_deadline_armed_beside_a_running_webhook_is_armed_early(
 async def test_deadlines_are_armed_ahead_by_how_late_timers_woke_the_workflow(
     dev_client: Client, receiver: Receiver
 ) -> None:
-    """Six stuck runs 400 ms apart: after the first timer has fired, each deadline's timer is
-    armed earlier than `deadline - now` by at most MAX_LEAD (the arming task's length and the
-    dispatch it learned), and still no webhook comes before its deadline."""
+    """Six stuck runs 400 ms apart: the first deadline's timer is armed FIRST_LEAD ahead (no
+    timer has fired yet in the run), and after the first timer has fired each deadline's timer
+    is armed earlier than `deadline - now` by at most MAX_LEAD (the arming task's length and
+    the dispatch it learned); still no webhook comes before its deadline."""
     async with (
         running_worker(dev_client, receiver) as task_queue,
         automation_workflow(dev_client, task_queue, stuck_for_10_s(receiver)) as handle,
@@ -218,7 +219,9 @@ async def test_deadlines_are_armed_ahead_by_how_late_timers_woke_the_workflow(
             assert call.received_at >= deadlines[call.body.decode()].timestamp()
 
         events = {e.event_id: e for e in (await handle.fetch_history()).events}
+        first_deadline = min(deadlines.values())
         led = 0
+        first_led = False
         for event in events.values():
             if event.event_type != EventType.EVENT_TYPE_TIMER_STARTED:
                 continue
@@ -229,4 +232,6 @@ async def test_deadlines_are_armed_ahead_by_how_late_timers_woke_the_workflow(
             armed_ahead = any(timedelta(0) < d - due <= MAX_LEAD for d in deadlines.values())
             if armed_ahead and timer.start_to_fire_timeout.ToTimedelta() > YIELD_TASK:
                 led += 1
+            first_led |= abs(first_deadline - due - FIRST_LEAD) < timedelta(milliseconds=1)
+        assert first_led, "the first deadline's timer was not armed FIRST_LEAD ahead"
         assert led >= 4, "the deadlines after the first were not armed ahead"
