@@ -11,7 +11,7 @@ sees it, minus the instant it was due. Both come from the history, so replay com
 The next deadline's timer is armed earlier by the least of the last LEAD_SAMPLES of those, at
 most MAX_LEAD. A timer that wakes the workflow before its deadline finds it not due yet and is
 armed again for what remains, without a lead: a deadline never fires early, and a lead that was
-too long costs one timer more (the deadline's action then arrives 14-15 ms after it, measured).
+too long costs one timer more (the deadline's action then arrives 14-21 ms after it, measured).
 
 Each run starts with no sample. Before FIRST_LEAD (a patch) its first deadline had no lead and
 its action arrived 23-31 ms after it, the slowest of a run of 100 deadlines: after every
