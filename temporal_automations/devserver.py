@@ -31,6 +31,22 @@ class _PortTaken(DevServerError):
 # already in use".
 _PORT_TAKEN = re.compile(r"listen tcp [\d.]+:\d+: bind: address already in use")
 PORT_RACE_ATTEMPTS = 3
+MAX_START_LOG_BYTES = 1_000_000
+START_LOG_TAIL_LINES = 30
+
+
+def start_failure(status: str, log: str, exited: bool) -> DevServerError:
+    """The error for a start that failed, from what the server logged meanwhile. A lost port
+    may be logged well before the end: the server panics on it with a stack trace of 30 lines
+    and more, and the panic's first line is what says why (CI lost the page tests' stack to a
+    panic at start whose cause a 30-line tail had cut off)."""
+    lines = log.splitlines()
+    panic = [line for line in lines if line.startswith("panic:")][:1]
+    shown = "\n".join([*panic, *lines[-START_LOG_TAIL_LINES:]])
+    message = f"the Temporal dev server did not start ({status}):\n{shown}"
+    if exited and _PORT_TAKEN.search(log):
+        return _PortTaken(message)
+    return DevServerError(message)
 
 
 def free_port() -> int:
@@ -256,6 +272,7 @@ class DevServer:
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
+            log_start = log.tell()
             self.process = subprocess.Popen(
                 self.command(),
                 stdout=log,
@@ -273,13 +290,19 @@ class DevServer:
             status = (
                 f"exited with code {exited}" if exited is not None else f"timed out ({timeout:g} s)"
             )
-            tail = self.log_tail()
+            written = self._log_since(log_start)
             self._remove_own_log()
-            message = f"the Temporal dev server did not start ({status}):\n{tail}"
-            if exited is not None and _PORT_TAKEN.search(tail):
-                raise _PortTaken(message)
-            raise DevServerError(message)
+            raise start_failure(status, written, exited is not None)
         return self
+
+    def _log_since(self, offset: int) -> str:
+        """What this start wrote to the log (a shared log file holds earlier runs too)."""
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(offset)
+                return log.read(MAX_START_LOG_BYTES).decode(errors="replace")
+        except OSError:
+            return ""
 
     def _free_port(self) -> int:
         """A free port that is none of this server's others: a port the caller fixed is not
