@@ -261,21 +261,29 @@ def proactive_automation(action: dict[str, Any], within: float) -> dict[str, Any
     }
 
 
+async def start_runs(
+    client: httpx.AsyncClient, n: int, within: float, apart: float = 0.1
+) -> dict[str, float]:
+    """One `bench.started` event per new resource, `apart` seconds apart; each one's deadline."""
+    deadlines: dict[str, float] = {}
+    for _ in range(n):
+        resource_id = f"bench.run.{uuid.uuid4()}"
+        occurred = datetime.now(UTC)
+        response = await client.post(
+            "/events", json=[event("bench.started", resource_id, occurred)]
+        )
+        response.raise_for_status()
+        deadlines[resource_id] = occurred.timestamp() + within
+        await asyncio.sleep(apart)
+    return deadlines
+
+
 async def bench_proactive(client: httpx.AsyncClient, receiver: Receiver, n: int) -> dict[str, Any]:
     within = 10.0
     action = webhook(receiver, "proactive")
     automation_id = await create(client, proactive_automation(action, within))
     try:
-        deadlines: dict[str, float] = {}
-        for _ in range(n):
-            resource_id = f"bench.run.{uuid.uuid4()}"
-            occurred = datetime.now(UTC)
-            response = await client.post(
-                "/events", json=[event("bench.started", resource_id, occurred)]
-            )
-            response.raise_for_status()
-            deadlines[resource_id] = occurred.timestamp() + within
-            await asyncio.sleep(0.1)
+        deadlines = await start_runs(client, n, within)
         seen = await wait_for_arrivals(receiver, "proactive", n, timeout=within + 60)
     finally:
         # Its trigger matches every later `bench.started`: left registered, it fired beside the

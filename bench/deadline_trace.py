@@ -23,13 +23,11 @@ import argparse
 import asyncio
 import json
 import sys
-import uuid
 from bisect import bisect_left
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import httpx
 from scale import caught_up  # type: ignore[import-not-found]
 from side_by_side import grow, settled  # type: ignore[import-not-found]
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
@@ -38,9 +36,9 @@ from temporalio.client import Client
 
 from bench import (  # type: ignore[import-not-found]
     create,
-    event,
-    percentile,
     proactive_automation,
+    start_runs,
+    summary_ms,
     wait_for_arrivals,
     webhook,
 )
@@ -68,13 +66,6 @@ async def _histories(stack: Stack, automation_id: str) -> list[list[HistoryEvent
         handle = client.get_workflow_handle(info.id, run_id=info.run_id)
         runs.append((info.start_time, list((await handle.fetch_history()).events)))
     return [events for _, events in sorted(runs, key=lambda run: run[0])]
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    seconds = [value / 1000 for value in values]
-    return {
-        f"p{int(q * 100)}_ms": round(percentile(seconds, q) * 1000, 1) for q in (0.5, 0.9, 0.99)
-    } | {"max_ms": round(max(values), 1)}
 
 
 def trace(
@@ -108,9 +99,9 @@ def trace(
     return {
         "deadlines": len(deadlines),
         "received": len(rows),
-        "late": _summary([row["late_ms"] for row in rows]),
-        "task_late": _summary([row["task_late_ms"] for row in rows]),
-        "to_webhook": _summary([row["to_webhook_ms"] for row in rows]),
+        "late": summary_ms([row["late_ms"] / 1000 for row in rows]),
+        "task_late": summary_ms([row["task_late_ms"] / 1000 for row in rows]),
+        "to_webhook": summary_ms([row["to_webhook_ms"] / 1000 for row in rows]),
         "rearmed": sum(row["rearmed"] for row in rows),
         "runs": len(runs),
         "history_events": sum(len(run) for run in runs),
@@ -137,24 +128,11 @@ async def run(deadline_count: int, automations: int) -> dict[str, Any]:
             automation_id = await create(
                 api, proactive_automation(webhook(receiver, "proactive"), WITHIN_S)
             )
-            deadlines = await _send(api, deadline_count)
+            deadlines = await start_runs(api, deadline_count, WITHIN_S, APART_S)
             seen = await wait_for_arrivals(receiver, "proactive", deadline_count, WITHIN_S + 60)
             runs = await _histories(stack, automation_id)
             (await api.delete(f"/automations/{automation_id}")).raise_for_status()
             return figures | trace(deadlines, seen, runs)
-
-
-async def _send(api: httpx.AsyncClient, count: int) -> dict[str, float]:
-    """One `bench.started` event per resource, APART_S apart; each resource's deadline."""
-    deadlines: dict[str, float] = {}
-    for _ in range(count):
-        resource_id = f"bench.run.{uuid.uuid4()}"
-        occurred = datetime.now(UTC)
-        response = await api.post("/events", json=[event("bench.started", resource_id, occurred)])
-        response.raise_for_status()
-        deadlines[resource_id] = occurred.timestamp() + WITHIN_S
-        await asyncio.sleep(APART_S)
-    return deadlines
 
 
 def main() -> None:
