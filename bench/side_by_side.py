@@ -102,7 +102,7 @@ async def settled(stack: Stack, quiet_ms_per_s: float = 100.0, limit_s: float = 
 
 async def grow(api: httpx.AsyncClient, stack: Stack, made: int, to: int) -> dict[str, Any]:
     """Idle automations up to `to` in all (created over HTTP by 32 clients), then the worker
-    caught up; the RSS of the worker and of the API."""
+    caught up; the RSS of the worker, of the API and of the dev server."""
     figures: dict[str, Any] = {}
     if to > made:
         figures["create"] = await create_many(api, 10_000_000 + made, to - made, 32)
@@ -110,6 +110,7 @@ async def grow(api: httpx.AsyncClient, stack: Stack, made: int, to: int) -> dict
     assert stack.worker is not None and stack.api is not None
     figures["worker_rss_mb"] = rss_mb(stack.worker.pid)
     figures["api_rss_mb"] = rss_mb(stack.api.pid)
+    figures["server_rss_mb"] = rss_mb(stack.server.pid)
     figures["load"] = load()
     return figures
 
@@ -303,6 +304,12 @@ def rows(ours: dict[str, Any], peer: dict[str, Any] | None) -> list[tuple[str, A
                 peer_rss,
             ),
             (f"API RSS, {label} automations (MB)", _get(ours, step, "api_rss_mb"), None, ""),
+            (
+                f"Temporal dev server RSS, {label} automations (MB)",
+                _get(ours, step, "server_rss_mb"),
+                None,
+                "",
+            ),
         ]
     return table
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -193,7 +194,9 @@ def running_stack(
     persistent: bool = False,
 ) -> Iterator[Stack]:
     """Start dev server, worker and API; yield the Stack; stop all of it whatever happens.
-    `persistent` keeps Temporal's state in a SQLite file (as `automations dev` does)."""
+    `persistent` keeps Temporal's state in a SQLite file (as `automations dev` does). Its
+    folder (logs, databases: 330 MB after the bench's 10,000 automations) goes after a clean
+    run; a failed one keeps it."""
     logs = Path(tempfile.mkdtemp(prefix="automations-stack-"))
     server = DevServer(
         db_file=logs / "temporal.db" if persistent else None,
@@ -220,11 +223,15 @@ def running_stack(
     else:
         env.pop("API_KEY", None)
     stack = Stack(server, env, logs)
+    failed = True
     try:
         server.start(START_TIMEOUT)
         stack.start_worker()
         stack.start_api()
         stack.wait_healthy()
         yield stack
+        failed = False
     finally:
         stack.stop()
+        if not failed:  # a failed run keeps its logs (and databases) to look at
+            shutil.rmtree(logs, ignore_errors=True)

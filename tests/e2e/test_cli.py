@@ -21,7 +21,13 @@ import pytest
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
-from temporal_automations.devserver import DevServer, DevServerError, free_port, port_in_use
+from temporal_automations.devserver import (
+    SERVER_GOGC,
+    DevServer,
+    DevServerError,
+    free_port,
+    port_in_use,
+)
 from temporal_automations.settings import Settings
 from temporal_automations.worker import run_worker
 
@@ -94,6 +100,23 @@ def test_dev_server_keeps_state_in_a_sqlite_file(tmp_path: Path) -> None:
         assert "--db-filename" in server.command()
         assert "journal_mode=wal" in server.command()
     assert db_file.exists()
+
+
+def server_environment(server: DevServer) -> dict[str, str]:
+    assert server.pid is not None
+    pairs = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+    return dict(pair.decode().split("=", 1) for pair in pairs if b"=" in pair)
+
+
+def test_dev_server_collects_garbage_at_its_own_gogc_unless_the_caller_sets_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GOGC", raising=False)
+    with DevServer() as server:
+        assert server_environment(server)["GOGC"] == SERVER_GOGC == "400"
+    monkeypatch.setenv("GOGC", "150")
+    with DevServer() as server:
+        assert server_environment(server)["GOGC"] == "150"
 
 
 def test_dev_server_refuses_a_port_already_taken() -> None:
