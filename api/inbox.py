@@ -5,7 +5,10 @@
 - `has_room`: the inbox's backlog as last asked (its `status` query, at most every
   QUERY_EVERY seconds while parcels go out), plus everything sent since that question. Over
   the high-water mark the router signals automations itself, which makes a client that sends
-  faster than the automations take events wait for them, as it did before the inbox.
+  faster than the automations take events wait for them, as it did before the inbox. So it
+  does while the inbox drains (due to continue as new, it holds more than a run carries):
+  under a steady load the rounds would otherwise never bring it under, and the run forced to
+  continue when its history ran out of room dropped what it could not carry.
 """
 
 from __future__ import annotations
@@ -130,7 +133,9 @@ class InboxSender:
                 self.workflow_id
             )
             status = await handle.query(EventInboxWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
-            pending = status.pending_bytes
+            # A draining inbox continues as new once its backlog fits in the next run: no
+            # room until then, however small that backlog is.
+            pending = max(status.pending_bytes, self.high_water_bytes if status.draining else 0)
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 log.info("the inbox's backlog is unknown for now: %s", error.message)

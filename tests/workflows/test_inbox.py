@@ -11,13 +11,18 @@ from datetime import timedelta
 
 import pytest
 from pydantic_core import to_json
+from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from temporal_automations.activities.requests import DELIVER_PARCEL
+from temporal_automations.api.inbox import InboxSender
 from temporal_automations.domain.events import Event
 from temporal_automations.parcels import (
     MAX_SIGNAL_BYTES,
+    DeliveryReport,
     ParcelError,
     events_list,
     pack,
@@ -26,6 +31,7 @@ from temporal_automations.parcels import (
 from temporal_automations.temporal import workflow_id
 from temporal_automations.workflows.inbox import (
     ACCEPT_SIGNAL,
+    CARRY_BYTES,
     EventInboxWorkflow,
     InboxRun,
     InboxStatus,
@@ -243,3 +249,121 @@ async def test_a_quiet_inbox_delivers_each_parcel_at_once(
                 await status_when(handle, received(count))
             status = await inbox_status(env, task_queue)
             assert status.stats.rounds == 3 and status.pending_bytes == 0
+
+
+async def test_an_inbox_due_to_continue_with_more_than_it_can_carry_drains_first(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Due to continue as new (here after one signal) while it holds more than a run can carry,
+    the inbox says it is draining, so that the API sends requests to their automations
+    directly meanwhile (its sender finds no room, however far under its high-water mark the
+    backlog is): it goes on with rounds and drops nothing. Here its rounds fail at
+    first (the server takes no signal for now), so it holds everything; once a worker
+    can deliver, every event arrives and the inbox continues as new with nothing dropped.
+    Before `draining`, a steady load through the API kept the backlog over what a run carries
+    until the history's headroom ran out, and the run that continued then dropped the rest."""
+    env = time_skipping_env
+    trigger = {"posture": "Reactive", "expect": ["inbox.*"], "threshold": 100_000, "within": 3600}
+    automation = make_automation(trigger)
+    task_queue = "inbox-draining"
+    target = workflow_id(automation.id)
+    batches = [[make_event("inbox.d", f"r.{n}.{i}") for i in range(2_000)] for n in range(4)]
+    bodies = [events_json(*events) for events in batches]
+    assert sum(len(body) for body in bodies) > CARRY_BYTES
+    inbox = await env.client.start_workflow(
+        EventInboxWorkflow.run,
+        InboxRun(continue_at_signals=1),
+        id=inbox_workflow_id(task_queue),
+        task_queue=task_queue,
+    )
+    for body in bodies:
+        await inbox.signal(ACCEPT_SIGNAL, parcel([(target, body)]))
+    first_run = (await inbox.describe()).run_id
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[EventInboxWorkflow],
+        activities=[deliveries_for_later],
+        max_cached_workflows=0,  # no sticky queue: the next worker gets the inbox at once
+    ):
+        status = await eventually_async(
+            lambda: _failed_a_round(env, task_queue), timeout=20, what="a round that failed"
+        )
+        assert status.draining
+        assert status.pending_bytes > CARRY_BYTES and status.stats.delivered == 0
+        assert (await inbox.describe()).run_id == first_run
+        # The API's sender, under its high-water mark by far, finds no room in it.
+        sender = InboxSender(env.client, task_queue, high_water_bytes=4_000_000)
+        await sender.send([(target, events_json(make_event("inbox.d", "one more")))])
+        await eventually_async(lambda: not sender.has_room(), timeout=10, what="no room")
+    with Receiver() as receiver:
+        async with (
+            automation_workflow(env.client, task_queue, automation) as handle,
+            running_worker(env.client, receiver, task_queue=task_queue),
+        ):
+            await status_when(handle, received(sum(len(events) for events in batches) + 1), 60)
+
+            async def continued() -> InboxStatus | None:
+                status = await inbox_status(env, task_queue)
+                return status if status.stats.runs > 1 else None
+
+            status = await eventually_async(continued, timeout=20, what="continued as new")
+            assert status.stats.refused == 0 and status.stats.gone == 0
+            assert not status.draining and status.pending_bytes == 0
+
+
+@activity.defn(name=DELIVER_PARCEL)
+async def deliveries_for_later(parcel: RawValue) -> DeliveryReport:
+    """A round's activity as it goes when the server takes no signal for now: every delivery
+    is to be sent again."""
+    return DeliveryReport(retry=list(range(len(unpack(parcel.payload.data)))))
+
+
+async def _failed_a_round(env: WorkflowEnvironment, task_queue: str) -> InboxStatus | None:
+    status = await inbox_status(env, task_queue)
+    return status if status.stats.retried else None
+
+
+async def test_parcels_that_come_while_the_inbox_is_about_to_continue_are_not_dropped(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Due to continue as new, the inbox first waits RECORD_FIRST (the task that ran its last
+    round completes), then continues with what it holds. Parcels that come during that wait
+    and take it over what a run carries go out in one more round first (patch
+    `inbox-continue-only-when-it-fits`): they used to be dropped and recorded as refused. The
+    test server's clock stands still here until the test moves it, so the parcels all come
+    during the wait."""
+    env = time_skipping_env
+    trigger = {"posture": "Reactive", "expect": ["inbox.*"], "threshold": 100_000, "within": 3600}
+    automation = make_automation(trigger)
+    task_queue = "inbox-about-to-continue"
+    target = workflow_id(automation.id)
+    batches = [[make_event("inbox.w", f"r.{n}.{i}") for i in range(2_000)] for n in range(4)]
+    assert sum(len(events_json(*events)) for events in batches) > CARRY_BYTES
+    with Receiver() as receiver:
+        async with (
+            automation_workflow(env.client, task_queue, automation) as handle,
+            running_worker(env.client, receiver, task_queue=task_queue),
+        ):
+            inbox = await env.client.start_workflow(
+                EventInboxWorkflow.run,
+                InboxRun(continue_at_signals=1),
+                id=inbox_workflow_id(task_queue),
+                task_queue=task_queue,
+                start_signal=ACCEPT_SIGNAL,
+                start_signal_args=[parcel([(target, events_json(make_event("inbox.first")))])],
+            )
+            await status_when(handle, received(1))
+            first_run = (await inbox.describe()).run_id
+            for events in batches:  # the inbox now waits on its RECORD_FIRST timer
+                await inbox.signal(ACCEPT_SIGNAL, parcel([(target, events_json(*events))]))
+            assert (await inbox.describe()).run_id == first_run
+            await env.sleep(timedelta(milliseconds=10))  # the test server's clock
+            await status_when(handle, received(1 + sum(len(events) for events in batches)), 60)
+
+            async def continued() -> InboxStatus | None:
+                status = await inbox_status(env, task_queue)
+                return status if status.stats.runs > 1 else None
+
+            status = await eventually_async(continued, timeout=20, what="continued as new")
+            assert status.stats.refused == 0 and status.pending_bytes == 0
