@@ -112,6 +112,27 @@ async def inbox_status(env: WorkflowEnvironment, task_queue: str) -> InboxStatus
     return await handle.query(EventInboxWorkflow.status)
 
 
+async def continued_as_new(env: WorkflowEnvironment, task_queue: str) -> InboxStatus:
+    """The inbox's status once a run of it has continued as new."""
+
+    async def continued() -> InboxStatus | None:
+        status = await inbox_status(env, task_queue)
+        return status if status.stats.runs > 1 else None
+
+    return await eventually_async(continued, timeout=20, what="continued as new")
+
+
+def more_than_a_run_carries(name: str) -> list[list[Event]]:
+    """Batches of events whose JSON lists come to more than a continue-as-new carries."""
+    batches = [[make_event(name, f"r.{n}.{i}") for i in range(2_000)] for n in range(4)]
+    assert sum(len(events_json(*events)) for events in batches) > CARRY_BYTES
+    return batches
+
+
+# Counts and never fires: these tests are about what reaches it.
+COUNTING = {"posture": "Reactive", "expect": ["inbox.*"], "threshold": 100_000, "within": 3600}
+
+
 async def test_parcels_that_wait_together_reach_each_automation_in_one_signal_in_order(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
@@ -208,12 +229,7 @@ async def test_the_inbox_continues_as_new_with_what_it_holds(
             first_run = (await inbox.describe()).run_id
             async with running_worker(env.client, receiver, task_queue=task_queue):
                 await status_when(handle, received(5))
-
-                async def continued() -> InboxStatus | None:
-                    status = await inbox_status(env, task_queue)
-                    return status if status.stats.runs > 1 else None
-
-                status = await eventually_async(continued, timeout=10, what="continued as new")
+                status = await continued_as_new(env, task_queue)
                 assert (
                     await env.client.get_workflow_handle(inbox.id).describe()
                 ).run_id != first_run
@@ -263,13 +279,11 @@ async def test_an_inbox_due_to_continue_with_more_than_it_can_carry_drains_first
     Before `draining`, a steady load through the API kept the backlog over what a run carries
     until the history's headroom ran out, and the run that continued then dropped the rest."""
     env = time_skipping_env
-    trigger = {"posture": "Reactive", "expect": ["inbox.*"], "threshold": 100_000, "within": 3600}
-    automation = make_automation(trigger)
+    automation = make_automation(COUNTING)
     task_queue = "inbox-draining"
     target = workflow_id(automation.id)
-    batches = [[make_event("inbox.d", f"r.{n}.{i}") for i in range(2_000)] for n in range(4)]
+    batches = more_than_a_run_carries("inbox.d")
     bodies = [events_json(*events) for events in batches]
-    assert sum(len(body) for body in bodies) > CARRY_BYTES
     inbox = await env.client.start_workflow(
         EventInboxWorkflow.run,
         InboxRun(continue_at_signals=1),
@@ -302,12 +316,7 @@ async def test_an_inbox_due_to_continue_with_more_than_it_can_carry_drains_first
             running_worker(env.client, receiver, task_queue=task_queue),
         ):
             await status_when(handle, received(sum(len(events) for events in batches) + 1), 60)
-
-            async def continued() -> InboxStatus | None:
-                status = await inbox_status(env, task_queue)
-                return status if status.stats.runs > 1 else None
-
-            status = await eventually_async(continued, timeout=20, what="continued as new")
+            status = await continued_as_new(env, task_queue)
             assert status.stats.refused == 0 and status.stats.gone == 0
             assert not status.draining and status.pending_bytes == 0
 
@@ -334,12 +343,10 @@ async def test_parcels_that_come_while_the_inbox_is_about_to_continue_are_not_dr
     test server's clock stands still here until the test moves it, so the parcels all come
     during the wait."""
     env = time_skipping_env
-    trigger = {"posture": "Reactive", "expect": ["inbox.*"], "threshold": 100_000, "within": 3600}
-    automation = make_automation(trigger)
+    automation = make_automation(COUNTING)
     task_queue = "inbox-about-to-continue"
     target = workflow_id(automation.id)
-    batches = [[make_event("inbox.w", f"r.{n}.{i}") for i in range(2_000)] for n in range(4)]
-    assert sum(len(events_json(*events)) for events in batches) > CARRY_BYTES
+    batches = more_than_a_run_carries("inbox.w")
     with Receiver() as receiver:
         async with (
             automation_workflow(env.client, task_queue, automation) as handle,
@@ -360,10 +367,5 @@ async def test_parcels_that_come_while_the_inbox_is_about_to_continue_are_not_dr
             assert (await inbox.describe()).run_id == first_run
             await env.sleep(timedelta(milliseconds=10))  # the test server's clock
             await status_when(handle, received(1 + sum(len(events) for events in batches)), 60)
-
-            async def continued() -> InboxStatus | None:
-                status = await inbox_status(env, task_queue)
-                return status if status.stats.runs > 1 else None
-
-            status = await eventually_async(continued, timeout=20, what="continued as new")
+            status = await continued_as_new(env, task_queue)
             assert status.stats.refused == 0 and status.pending_bytes == 0
