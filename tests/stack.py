@@ -204,6 +204,10 @@ def running_stack(
         log_file=logs / "temporal.log",
     )
     api_port = free_port()
+    # A port picked and let go is free again: the next pick can be the same one (CI: the API
+    # got the dev server's frontend port and could not bind it).
+    while api_port in {server.port, server.http_port, server.ui_port}:
+        api_port = free_port()
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": server.address,

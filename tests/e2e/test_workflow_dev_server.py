@@ -79,6 +79,9 @@ async def test_state_survives_continue_as_new_after_many_signals(
         assert [a.status for a in status.stats.recent[0].actions] == ["executed"]
 
 
+WINDOW_S = 30
+
+
 async def test_an_open_window_survives_a_server_suggested_continue_as_new(
     eager_continue_as_new_client: Client, receiver: Receiver
 ) -> None:
@@ -86,7 +89,9 @@ async def test_an_open_window_survives_a_server_suggested_continue_as_new(
     MAX_SIGNALS_PER_RUN signals); the stuck-run window opened before must still fire after."""
     client = eager_continue_as_new_client
     automation = make_automation(
-        {**STUCK_TRIGGER, "within": 10},  # the shortest Proactive window
+        # Long enough that the run continues as new before it ends, even on a loaded machine
+        # (51 signals once took over 10 s in CI, and the window fired in the first run).
+        {**STUCK_TRIGGER, "within": WINDOW_S},
         [webhook_action(receiver, "/late", "{{ event.resource.id }}")],
     )
     async with (
@@ -107,9 +112,9 @@ async def test_an_open_window_survives_a_server_suggested_continue_as_new(
         assert await current_run_id(client, handle) != first_run
         assert receiver.requests_snapshot("/late") == []  # the window was open across it
 
-        calls = await receiver.arrived(1, "/late", timeout=20)
+        calls = await receiver.arrived(1, "/late", timeout=WINDOW_S + 20)
         assert [c.body.decode() for c in calls] == ["prefect.flow-run.slow"]
-        assert calls[0].received_at >= slow.occurred.timestamp() + 10 - 0.01  # at the deadline
+        assert calls[0].received_at >= slow.occurred.timestamp() + WINDOW_S - 0.01  # its deadline
         status = await status_when(handle, lambda s: s.stats.firings == 1)
         assert status.stats.events_received == signals
         assert status.stats.recent[0].event_id == slow.id
