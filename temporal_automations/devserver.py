@@ -13,6 +13,7 @@ import subprocess
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -49,10 +50,16 @@ def start_failure(status: str, log: str, exited: bool) -> DevServerError:
     return DevServerError(message)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_port(avoid: Iterable[int | None] = ()) -> int:
+    """A port free now, and none of `avoid`: a port picked and let go is free again, so the
+    kernel may hand it out twice before its taker binds it."""
+    taken = set(avoid)
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if port not in taken:
+            return port
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -317,10 +324,9 @@ class DevServer:
         """A free port that is none of this server's others: a port the caller fixed is not
         bound yet, so the kernel may hand it out again (the HTTP API's once came back as the
         caller's gRPC port, and the server lost it to itself)."""
-        ours = {*self._fixed_ports, getattr(self, "port", None), getattr(self, "ui_port", None)}
-        while (port := free_port()) in ours:
-            pass
-        return port
+        return free_port(
+            avoid={*self._fixed_ports, getattr(self, "port", None), getattr(self, "ui_port", None)}
+        )
 
     def _wait_serving(self, deadline: float) -> bool:
         """The port opens before the frontend is healthy; ask the server itself."""

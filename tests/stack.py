@@ -203,11 +203,8 @@ def running_stack(
         dynamic_config=dynamic_config,
         log_file=logs / "temporal.log",
     )
-    api_port = free_port()
-    # A port picked and let go is free again: the next pick can be the same one (CI: the API
-    # got the dev server's frontend port and could not bind it).
-    while api_port in {server.port, server.http_port, server.ui_port}:
-        api_port = free_port()
+    # Not one of the server's (CI: the API got its frontend port and could not bind it).
+    api_port = free_port(avoid={server.port, server.http_port, server.ui_port})
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": server.address,
