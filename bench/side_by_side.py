@@ -115,6 +115,12 @@ async def grow(api: httpx.AsyncClient, stack: Stack, made: int, to: int) -> dict
     return figures
 
 
+def proactive_size(quick: bool) -> tuple[int, int]:
+    """Deadlines a round, rounds: 500 deadlines make a p99 that one garbage collection of the
+    dev server does not decide (in 100, the second-latest is the p99)."""
+    return (20, 1) if quick else (100, 5)
+
+
 async def run_ours(quick: bool, big: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {"load_at_start": load()}
     started = time.monotonic()
@@ -132,7 +138,7 @@ async def run_ours(quick: bool, big: bool) -> dict[str, Any]:
             await create_many(api, 0, 8, 8)  # with reactive and proactive: 10 automations
             await caught_up(stack)
             note("reactive", await bench_reactive(api, receiver, 50 if quick else 300))
-            note("proactive_10", await bench_proactive(api, receiver, 20 if quick else 100))
+            note("proactive_10", await bench_proactive(api, receiver, *proactive_size(quick)))
             # The proactive run deleted its automation: one idle one in its place.
             note("at_10", await grow(api, stack, 9, 10))
             meter.start()
@@ -160,7 +166,7 @@ async def run_ours(quick: bool, big: bool) -> dict[str, Any]:
                 note("settled_before_proactive_10000_s", await settled(stack))
                 note(
                     "proactive_10000",
-                    await bench_proactive(api, receiver, 20 if quick else 100),
+                    await bench_proactive(api, receiver, *proactive_size(quick)),
                 )
     figures["load_at_end"] = load()
     figures["seconds"] = round(time.monotonic() - started, 1)
@@ -225,6 +231,11 @@ def rows(ours: dict[str, Any], peer: dict[str, Any] | None) -> list[tuple[str, A
         ),
     ]
 
+    def worst_round(figures: dict[str, Any] | None, key: str) -> float | None:
+        rounds = (figures or {}).get(key, {}).get("round_p99_ms") or []
+        known = [value for value in rounds if value is not None]
+        return max(known) if len(known) > 1 else None
+
     def counted(figures: dict[str, Any] | None, key: str) -> str | None:
         if not figures or key not in figures:
             return None
@@ -232,6 +243,13 @@ def rows(ours: dict[str, Any], peer: dict[str, Any] | None) -> list[tuple[str, A
         early = f", {row['early']} early" if "early" in row else ""
         return f"{row['received']} of {row['sent']}{early}"
 
+    table.append(
+        lower_better(
+            "  p99 of the worst round of 100 deadlines, 10 automations (ms)",
+            worst_round(ours, "proactive_10"),
+            None,
+        )
+    )
     table.append(
         (
             "  received of sent (reactive / proactive at 10)",
@@ -250,6 +268,11 @@ def rows(ours: dict[str, Any], peer: dict[str, Any] | None) -> list[tuple[str, A
             lower_better(
                 "proactive lateness p99, 10,000 automations (ms)",
                 _get(ours, "proactive_10000", "p99_ms"),
+                None,
+            ),
+            lower_better(
+                "  p99 of the worst round of 100 deadlines, 10,000 automations (ms)",
+                worst_round(ours, "proactive_10000"),
                 None,
             ),
             ("  received of sent", counted(ours, "proactive_10000"), None, ""),
