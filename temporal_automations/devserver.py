@@ -160,6 +160,14 @@ ON_TIME_QUEUES = {
 # most one timed-out task, so 2 does not flag a crash.
 REPORT_WEDGED = {"system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute": "2"}
 
+# Mutable states the server keeps in memory (entries: about 2 an automation, ~16 KB each). The dev
+# server's own 8,096 held ~130 MB of its ~200 MB live heap at 10,000 automations, and each
+# garbage collection marks it all (see SERVER_GOGC). 2,048 entries hold ~1,000 automations, twice
+# the worker's default cache (MAX_CACHED_WORKFLOWS 500): one the server has to load again from
+# its database (~ms) is one the worker replays anyway. At 10,000 automations: live heap ~200 ->
+# ~75 MB, a collection 250 -> ~60 ms, the server's RSS 1,256 -> ~580 MB.
+HOT_STATE_CACHE = {"history.hostLevelCacheMaxSize": "2048"}
+
 # The server's Go garbage collector runs when its heap has grown by GOGC% since the last one (Go's
 # default 100). Each run marks the whole live heap on both cores: ~20 ms at 10 automations (40
 # MB live), 170-250 ms at 10,000 (~200 MB live), every ~2.6 s and ~4.3 s under the proactive
@@ -205,12 +213,18 @@ class DevServer:
         self.port = port or self._free_port()
         self.ui_port = ui_port or (self._free_port() if ui else None)
         self.http_port = self._free_port()  # Temporal's HTTP API (Nexus callbacks use it)
+        self.metrics_port = self._free_port()  # Prometheus: http://127.0.0.1:<port>/metrics
         self.ui = ui
         self.db_file = db_file
         self.namespace = namespace
         self.sqlite_sync: SqliteSync = sqlite_sync
         # Values are JSON: a duration is '"200ms"', a number '30'.
-        self.dynamic_config = {**ON_TIME_QUEUES, **REPORT_WEDGED, **(dynamic_config or {})}
+        self.dynamic_config = {
+            **ON_TIME_QUEUES,
+            **REPORT_WEDGED,
+            **HOT_STATE_CACHE,
+            **(dynamic_config or {}),
+        }
         self._own_log = log_file is None
         self.log_file = log_file or _temporary_log()
         self.process: subprocess.Popen[bytes] | None = None
@@ -238,6 +252,7 @@ class DevServer:
             *("--ip", "127.0.0.1"),
             *("--port", str(self.port)),
             *("--http-port", str(self.http_port)),
+            *("--metrics-port", str(self.metrics_port)),
             *("--namespace", self.namespace),
             *("--log-level", "warn"),
             *search_attribute_flags(),
@@ -275,6 +290,7 @@ class DevServer:
                 if self.ui_port is not None and self.ui_port not in self._fixed_ports:
                     self.ui_port = self._free_port()
                 self.http_port = self._free_port()
+                self.metrics_port = self._free_port()
         raise AssertionError("unreachable")
 
     def _start_once(self, timeout: float) -> DevServer:
@@ -324,9 +340,8 @@ class DevServer:
         """A free port that is none of this server's others: a port the caller fixed is not
         bound yet, so the kernel may hand it out again (the HTTP API's once came back as the
         caller's gRPC port, and the server lost it to itself)."""
-        return free_port(
-            avoid={*self._fixed_ports, getattr(self, "port", None), getattr(self, "ui_port", None)}
-        )
+        taken = (getattr(self, name, None) for name in ("port", "ui_port", "http_port"))
+        return free_port(avoid={*self._fixed_ports, *taken})
 
     def _wait_serving(self, deadline: float) -> bool:
         """The port opens before the frontend is healthy; ask the server itself."""

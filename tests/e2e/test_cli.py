@@ -22,6 +22,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from temporal_automations.devserver import (
+    HOT_STATE_CACHE,
     SERVER_GOGC,
     DevServer,
     DevServerError,
@@ -30,6 +31,7 @@ from temporal_automations.devserver import (
 )
 from temporal_automations.settings import Settings
 from temporal_automations.worker import run_worker
+from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "temporal_automations.cli"]
@@ -117,6 +119,27 @@ def test_dev_server_collects_garbage_at_its_own_gogc_unless_the_caller_sets_one(
     monkeypatch.setenv("GOGC", "150")
     with DevServer() as server:
         assert server_environment(server)["GOGC"] == "150"
+
+
+def mutable_state_cache_size(server: DevServer) -> int:
+    """What the running server reports on /metrics as the most workflow states it keeps in
+    memory; 0 until its history service has set the gauge (~2 s after the start)."""
+    metrics = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).text
+    for line in metrics.splitlines():
+        if line.startswith('cache_size{cache_type="mutablestate"'):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def test_dev_server_keeps_a_bounded_number_of_workflow_states_in_memory() -> None:
+    # Every state it keeps is marked by each garbage collection: the server's own 8,096 made
+    # its collections ~4 times longer at 10,000 automations. A caller's value wins.
+    key = "history.hostLevelCacheMaxSize"
+    with DevServer() as server:
+        size = eventually(lambda: mutable_state_cache_size(server), what="the cache gauge")
+        assert size == int(HOT_STATE_CACHE[key]) == 2048
+    with DevServer(dynamic_config={key: "64"}) as server:
+        assert eventually(lambda: mutable_state_cache_size(server), what="the cache gauge") == 64
 
 
 def test_dev_server_refuses_a_port_already_taken() -> None:
