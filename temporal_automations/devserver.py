@@ -160,20 +160,22 @@ ON_TIME_QUEUES = {
 # most one timed-out task, so 2 does not flag a crash.
 REPORT_WEDGED = {"system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute": "2"}
 
-# Mutable states the server keeps in memory (entries: about 2 an automation, ~16 KB each). The dev
-# server's own 8,096 held ~130 MB of its ~200 MB live heap at 10,000 automations, and each
-# garbage collection marks it all (see SERVER_GOGC). 2,048 entries hold ~1,000 automations, twice
-# the worker's default cache (MAX_CACHED_WORKFLOWS 500): one the server has to load again from
-# its database (~ms) is one the worker replays anyway. At 10,000 automations: live heap ~200 ->
-# ~75 MB, a collection 250 -> ~60 ms, the server's RSS 1,256 -> ~580 MB.
+# Workflow states (mutable states) the server keeps in memory: about 2 entries an automation,
+# ~16 KB each. The dev server's own limit, 8,096, held ~120 MB of its ~200 MB live heap at 10,000
+# automations, and each garbage collection marks all of it (see SERVER_GOGC). 2,048 entries hold
+# ~1,000 automations, twice the worker's default cache (500): an automation whose state the
+# server loads again from its database (~ms) is one the worker replays anyway. Measured at 10,000
+# automations under the proactive bench: live heap 191-209 -> 87-93 MB, a collection 242-356 ->
+# 73-109 ms, the server's RSS 1,256-1,276 -> 673-680 MB.
 HOT_STATE_CACHE = {"history.hostLevelCacheMaxSize": "2048"}
 
 # The server's Go garbage collector runs when its heap has grown by GOGC% since the last one (Go's
-# default 100). Each run marks the whole live heap on both cores: ~20 ms at 10 automations (40
-# MB live), 170-250 ms at 10,000 (~200 MB live), every ~2.6 s and ~4.3 s under the proactive
-# bench. A deadline whose path met one came up to ~15 ms later: the slowest of a round were
-# those. At 400 a run comes 4-5 times less often, for a heap up to 5 times the live one (~200
-# MB at 10 automations, ~1 GB at 10,000). A GOGC of the caller's environment wins.
+# default 100). Each run marks the whole live heap on both cores: ~35 ms at 10 automations (40
+# MB live), ~90 ms at 10,000 (~90 MB live, HOT_STATE_CACHE; 250 ms with 200 MB before it). A
+# deadline whose path met one came up to ~15 ms later: the slowest of a round were those. At 400
+# a run comes 4-5 times less often than at 100 (every ~20 s at 10 automations, ~30 s at 10,000
+# under the proactive bench), for a heap up to 5 times the live one. A GOGC of the caller's
+# environment wins.
 SERVER_GOGC = "400"
 
 # SQLite's `synchronous` pragma for a dev server kept in a file (`journal_mode=wal` always):
