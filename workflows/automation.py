@@ -201,6 +201,26 @@ WEBHOOK_BATCH = 16
 MAX_WEBHOOK_BATCH_BYTES = 1_000_000
 BATCH_ATTEMPT_TIMEOUT = timedelta(seconds=15)  # over one item's (activities/actions.py)
 BATCH_RETRY = RetryPolicy(maximum_attempts=1)  # a failed batch goes on item by item
+
+# A run started since stands for every patch above in one marker. Each workflow.patched() call
+# of a new run records a marker and upserts the TemporalChangeVersion search attribute (the SDK
+# core does it): the 11 patches above made 22 of the commands of every new run's first task,
+# and each upsert a visibility write. A run recorded before replays each patch as it was.
+EVERY_PATCH_TO_BATCHED_WEBHOOKS = "every-patch-to-batched-webhooks-in-one"
+PATCHES_IT_STANDS_FOR = (
+    SEMANTICS_V2,
+    MEMO_WHEN_IDLE,
+    OVERFLOW_TO_CHILDREN,
+    FIRINGS_PER_TASK_PATCH,
+    CATALOG_UPDATED_ATTRIBUTE,
+    EMIT_AFTER_LOCAL_ACTIONS,
+    CONTINUE_AFTER_RELEASE,
+    ARM_BEFORE_LOCAL_ACTIONS,
+    BATCH_WEBHOOK_FIRINGS,
+    ARM_WITH_LEAD,
+    ARM_FIRST_AHEAD,
+)
+
 EMIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
@@ -224,9 +244,10 @@ class AutomationWorkflow:
     def __init__(self, run: AutomationRun) -> None:
         run = _unpacked(run)
         self.automation = run.automation
+        self.every_patch = workflow.patched(EVERY_PATCH_TO_BATCHED_WEBHOOKS)
         # Decided once per run, at its start: a run recorded before semantics version 2
         # replays with version 1; every run started since evaluates in event time.
-        self.semantics = 2 if workflow.patched(SEMANTICS_V2) else 1
+        self.semantics = 2 if self._patched(SEMANTICS_V2) else 1
         self.fresh = run.state is None
         self.evaluator = self._evaluator(run.automation, run.state)
         self.inbox: list[Event] = list(run.inbox)
@@ -276,18 +297,25 @@ class AutomationWorkflow:
         # Firings whose actions are running, by the history length of the task that started them
         self.running_by_task: dict[int, int] = {}
 
+    def _patched(self, patch: str) -> bool:
+        """`workflow.patched(patch)`, or true without a marker of its own for one of
+        PATCHES_IT_STANDS_FOR in a run that recorded EVERY_PATCH_TO_BATCHED_WEBHOOKS (a patch
+        added later is not among them: such a run started before it)."""
+        covered = self.every_patch and patch in PATCHES_IT_STANDS_FOR
+        return covered or workflow.patched(patch)
+
     @workflow.run
     async def run(self, run: AutomationRun) -> None:
-        self.memo_when_idle = workflow.patched(MEMO_WHEN_IDLE)
-        self.overflow_to_children = workflow.patched(OVERFLOW_TO_CHILDREN)
-        self.firings_per_task = workflow.patched(FIRINGS_PER_TASK_PATCH)
-        self.catalog_attribute = workflow.patched(CATALOG_UPDATED_ATTRIBUTE)
-        self.emit_after_local_actions = workflow.patched(EMIT_AFTER_LOCAL_ACTIONS)
-        self.continue_after_release = workflow.patched(CONTINUE_AFTER_RELEASE)
-        self.arm_early = workflow.patched(ARM_BEFORE_LOCAL_ACTIONS)
-        self.batch_webhooks = workflow.patched(BATCH_WEBHOOK_FIRINGS)
-        self.arm_with_lead = workflow.patched(ARM_WITH_LEAD)
-        self.timer_lead.lead_first = self.arm_with_lead and workflow.patched(ARM_FIRST_AHEAD)
+        self.memo_when_idle = self._patched(MEMO_WHEN_IDLE)
+        self.overflow_to_children = self._patched(OVERFLOW_TO_CHILDREN)
+        self.firings_per_task = self._patched(FIRINGS_PER_TASK_PATCH)
+        self.catalog_attribute = self._patched(CATALOG_UPDATED_ATTRIBUTE)
+        self.emit_after_local_actions = self._patched(EMIT_AFTER_LOCAL_ACTIONS)
+        self.continue_after_release = self._patched(CONTINUE_AFTER_RELEASE)
+        self.arm_early = self._patched(ARM_BEFORE_LOCAL_ACTIONS)
+        self.batch_webhooks = self._patched(BATCH_WEBHOOK_FIRINGS)
+        self.arm_with_lead = self._patched(ARM_WITH_LEAD)
+        self.timer_lead.lead_first = self.arm_with_lead and self._patched(ARM_FIRST_AHEAD)
         if self.fresh and self.automation.enabled:
             self.evaluator.start(workflow.now())
         while True:

@@ -13,12 +13,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from temporal_automations.domain.automations import SECRET_MASK, Automation
 from temporal_automations.domain.events import Event
 from temporal_automations.temporal import AUTOMATION_ENABLED, AUTOMATION_NAME
 from temporal_automations.workflows.automation import (
+    EVERY_PATCH_TO_BATCHED_WEBHOOKS,
     AutomationWorkflow,
 )
 from tests.support import STUCK_TRIGGER, Receiver, make_automation, make_event, webhook_action
@@ -319,6 +321,42 @@ async def test_the_same_event_id_fires_once(
         assert status.stats.firings == 1
         await status_when(handle, actions_done)
         assert len(receiver.requests_snapshot("/once")) == 1
+
+
+async def test_a_new_run_records_one_patch_for_every_patch_so_far_and_runs_with_all_of_them(
+    time_skipping_env: WorkflowEnvironment, receiver: Receiver
+) -> None:
+    # Each patch of a new run is a marker and a TemporalChangeVersion upsert (the SDK core's):
+    # one for the 11 of the first task instead of 22 commands. The patches still hold: the run
+    # evaluates in event time (semantics-v2-event-time), and the webhook fires.
+    client = time_skipping_env.client
+    automation = make_automation(REACTIVE_X, [webhook_action(receiver, "/patched")])
+    async with (
+        running_worker(client, receiver) as task_queue,
+        automation_workflow(client, task_queue, automation) as handle,
+    ):
+        await deliver(handle, make_event("x"))
+        await receiver.arrived(1, "/patched")
+        status = await status_when(handle, actions_done)
+        history = await handle.fetch_history()
+    patch_markers = [
+        event.marker_recorded_event_attributes
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and event.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
+    assert len(patch_markers) == 1
+    (details,) = patch_markers[0].details.values()
+    assert EVERY_PATCH_TO_BATCHED_WEBHOOKS in details.payloads[0].data.decode()
+    version_upserts = [
+        event
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+        and "TemporalChangeVersion"
+        in event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    ]
+    assert len(version_upserts) == 1
+    assert status.semantics == 2
 
 
 # --------------------------------------------------------------------------- on a dev server
