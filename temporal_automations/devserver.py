@@ -236,6 +236,12 @@ class DevServer:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def ports(self) -> set[int]:
+        """Every port this server listens on (those picked so far, while it picks them)."""
+        names = ("port", "ui_port", "http_port", "metrics_port")
+        return {port for name in names if (port := getattr(self, name, None))}
+
+    @property
     def ui_url(self) -> str | None:
         return f"http://127.0.0.1:{self.ui_port}" if self.ui else None
 
@@ -342,8 +348,7 @@ class DevServer:
         """A free port that is none of this server's others: a port the caller fixed is not
         bound yet, so the kernel may hand it out again (the HTTP API's once came back as the
         caller's gRPC port, and the server lost it to itself)."""
-        taken = (getattr(self, name, None) for name in ("port", "ui_port", "http_port"))
-        return free_port(avoid={*self._fixed_ports, *taken})
+        return free_port(avoid={*self._fixed_ports, *self.ports})
 
     def _wait_serving(self, deadline: float) -> bool:
         """The port opens before the frontend is healthy; ask the server itself."""

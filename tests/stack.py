@@ -204,7 +204,7 @@ def running_stack(
         log_file=logs / "temporal.log",
     )
     # Not one of the server's (CI: the API got its frontend port and could not bind it).
-    api_port = free_port(avoid={server.port, server.http_port, server.metrics_port, server.ui_port})
+    api_port = free_port(avoid=server.ports)
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": server.address,

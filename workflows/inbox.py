@@ -186,7 +186,7 @@ class EventInboxWorkflow:
             pending_bytes=self.pending_bytes,
             pending_automations=len(self.pending),
             stats=self.stats,
-            draining=self._should_continue() and self.pending_bytes > CARRY_BYTES,
+            draining=self._should_continue() and not self._fits_a_run(),
         )
 
     # ------------------------------------------------------------------ a round
@@ -290,7 +290,10 @@ class EventInboxWorkflow:
 
     def _may_carry(self) -> bool:
         """What it holds fits in the next run, or the history has no room left to wait."""
-        return self.pending_bytes <= CARRY_BYTES or not self._within_headroom()
+        return self._fits_a_run() or not self._within_headroom()
+
+    def _fits_a_run(self) -> bool:
+        return self.pending_bytes <= CARRY_BYTES
 
     def _within_headroom(self) -> bool:
         return workflow.info().get_current_history_size() < FORCE_CONTINUE_AT_BYTES
